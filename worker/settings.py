@@ -1,0 +1,158 @@
+"""Settings from the environment, read once and validated with errors that name the variable.
+
+This module imports nothing heavy: the webhook imports it and nothing else of `worker`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from dotenv import load_dotenv
+
+CALL_STATUSES_RETRYABLE = ("busy", "no-answer", "failed")
+
+# Shared by name with the webhook, which publishes without importing the tasks.
+HANDLE_STATUS_TASK = "dialer.handle_status"
+EVENTS_QUEUE = "events"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip() or default
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        raise SettingsError(f"{name} must be a {' or '.join(schemes)} URL, got {value!r}")
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        raise SettingsError(f"{name} must be a URL with a host, got {value!r}")
+    return value.rstrip("/") if parts.scheme in ("http", "https") else value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float,
+            integer: bool = False) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
+    if value != value or value < minimum or value == float("inf"):
+        raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def parse_delays(raw: str, name: str) -> tuple[int, ...]:
+    """'300,900,3600' -> (300, 900, 3600); shared by the settings and the CLI."""
+    try:
+        delays = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise SettingsError(f"{name} must be comma-separated whole seconds, got {raw!r}") from None
+    if not delays or any(d < 0 for d in delays):
+        raise SettingsError(f"{name} must be comma-separated seconds >= 0, got {raw!r}")
+    return delays
+
+
+def parse_statuses(raw: str, name: str) -> tuple[str, ...]:
+    statuses = tuple(s.strip() for s in raw.split(",") if s.strip())
+    unknown = [s for s in statuses if s not in CALL_STATUSES_RETRYABLE]
+    if unknown:
+        raise SettingsError(
+            f"{name} may list only {', '.join(CALL_STATUSES_RETRYABLE)}; got {', '.join(unknown)}"
+        )
+    return statuses
+
+
+@dataclass(frozen=True)
+class Settings:
+    twilio_account_sid: str | None
+    twilio_auth_token: str | None
+    twilio_api_base_url: str
+    public_url: str
+    database_url: str
+    redis_url: str
+    calls_per_second: float
+    default_from: str | None
+    max_attempts: int
+    retry_delays: tuple[int, ...]
+    retry_on: tuple[str, ...]
+    trusted_proxies: int
+    twilio_timeout: float
+    max_pacing_wait: float
+    queued_stale_after: float
+    dispatch_interval: float
+    visibility_timeout: int
+    webhook_max_body: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        return cls(
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", "").strip() or None,
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", "").strip() or None,
+            twilio_api_base_url=_url(env, "TWILIO_API_BASE_URL", "https://api.twilio.com",
+                                     ("http", "https")),
+            public_url=_url(env, "DIALER_PUBLIC_URL", "http://localhost:5000", ("http", "https")),
+            database_url=_database_url(env),
+            redis_url=_url(env, "DIALER_REDIS_URL", "redis://localhost:6379/0",
+                           ("redis", "rediss", "unix")),
+            calls_per_second=_positive(env, "DIALER_CALLS_PER_SECOND", 1.0),
+            default_from=env.get("DIALER_DEFAULT_FROM", "").strip() or None,
+            max_attempts=int(_number(env, "DIALER_MAX_ATTEMPTS", 3, minimum=1, integer=True)),
+            retry_delays=parse_delays(env.get("DIALER_RETRY_DELAYS", "").strip() or "300,900,3600",
+                                      "DIALER_RETRY_DELAYS"),
+            retry_on=parse_statuses(env.get("DIALER_RETRY_ON", "").strip()
+                                    or ",".join(CALL_STATUSES_RETRYABLE), "DIALER_RETRY_ON"),
+            trusted_proxies=int(_number(env, "DIALER_TRUSTED_PROXIES", 0, minimum=0,
+                                        integer=True)),
+            twilio_timeout=_positive(env, "DIALER_TWILIO_TIMEOUT", 15.0),
+            max_pacing_wait=_positive(env, "DIALER_MAX_PACING_WAIT", 10.0),
+            queued_stale_after=_positive(env, "DIALER_QUEUED_STALE_SECONDS", 120.0),
+            dispatch_interval=_positive(env, "DIALER_DISPATCH_INTERVAL", 1.0),
+            visibility_timeout=int(_number(env, "DIALER_VISIBILITY_TIMEOUT", 3600, minimum=1,
+                                           integer=True)),
+            webhook_max_body=int(_number(env, "DIALER_WEBHOOK_MAX_BODY", 65536, minimum=1024,
+                                         integer=True)),
+        )
+
+    def require_twilio(self) -> tuple[str, str]:
+        """The account credentials, or an error naming the missing variable (needed to dial)."""
+        for name, value in (("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                            ("TWILIO_AUTH_TOKEN", self.twilio_auth_token)):
+            if not value:
+                raise SettingsError(f"{name} is not set: it is needed to place calls")
+        assert self.twilio_account_sid and self.twilio_auth_token
+        return self.twilio_account_sid, self.twilio_auth_token
+
+    @property
+    def status_callback_url(self) -> str:
+        return self.public_url + "/twilio/status"
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _number(env, name, default, minimum=0)
+    if value <= 0:
+        raise SettingsError(f"{name} must be greater than 0, got {env.get(name)!r}")
+    return value
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    # Shape only: SQLAlchemy itself must not be imported here (the webhook reads these settings).
+    value = env.get("DIALER_DATABASE_URL", "").strip() or "sqlite:///dialer.db"
+    if not re.fullmatch(r"[a-z][a-z0-9]*(\+[a-z0-9_]+)?://.*", value):
+        raise SettingsError(f"DIALER_DATABASE_URL is not a SQLAlchemy URL: {value!r}")
+    return value
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Read once per process; a `.env` file in the working directory fills what is unset."""
+    load_dotenv(override=False)
+    return Settings.from_env(os.environ)
