@@ -1,0 +1,99 @@
+"""Engine and sessions: one engine per process, SQLite tuned for several writer processes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.settings import get_settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """WAL, a busy timeout, and BEGIN IMMEDIATE.
+
+    pysqlite opens transactions lazily and SQLite upgrades a read lock to a
+    write lock only if no one else wrote meanwhile (else SQLITE_BUSY at once,
+    the busy timeout notwithstanding). Taking the write lock at BEGIN makes
+    concurrent read-then-write transactions queue on the busy timeout instead.
+    This is SQLAlchemy's documented recipe for pysqlite transactions.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every migration (what `dialer db upgrade` does)."""
+    with engine.begin() as connection:
+        cfg = alembic_config(engine)
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+_engines: dict[str, Engine] = {}
+
+
+def get_engine() -> Engine:
+    url = get_settings().database_url
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = make_engine(url)
+        if engine.dialect.name == "sqlite" and not inspect(engine).has_table("alembic_version"):
+            # The embedded default works on first use; a server database is
+            # migrated explicitly (`dialer db upgrade`), as operators expect.
+            upgrade(engine)
+    return engine
+
+
+@functools.cache
+def _sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on error."""
+    with _sessionmaker(get_engine()).begin() as session:
+        yield session
+
+
+def dispose_after_fork() -> None:
+    """Prefork children must not share the parent's pooled connections."""
+    for engine in _engines.values():
+        engine.dispose(close=False)

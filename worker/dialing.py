@@ -1,0 +1,206 @@
+"""place_call's work: claim, pace, create, record. Every step is safe to run twice."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from redis import Redis, RedisError
+from sqlalchemy import delete, select, update
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from twilio.rest.api.v2010.account.call import CallInstance
+
+from worker import gateway
+from worker.db import session_scope
+from worker.logs import mask
+from worker.models import Attempt, AttemptStatus, Job, JobStatus, utcnow
+from worker.pacing import Pacer, PacingBacklog
+from worker.settings import get_settings
+from worker.twilio_errors import CreateFailure, classify_create_error, error_code, error_message
+
+log = logging.getLogger(__name__)
+
+CREATE_TRIES = 8
+STATUS_CALLBACK_EVENTS = ["initiated", "ringing", "answered", "completed"]
+REDIS_DOWN_RETRY_S = 5.0
+TRANSIENT_EXHAUSTED_RETRY_S = 30.0
+
+
+class NoLongerDialing(Exception):
+    """The job was canceled while its worker waited for a slot."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    job_id: str
+    attempt_id: int
+    number: int
+    params: dict[str, Any]
+
+
+@functools.cache
+def get_redis() -> Redis:
+    settings = get_settings()
+    return Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+
+
+@functools.cache
+def get_pacer() -> Pacer:
+    settings = get_settings()
+    account_sid, _ = settings.require_twilio()
+    return Pacer(get_redis(), account_sid, settings.calls_per_second, settings.max_pacing_wait)
+
+
+def create_params(job: Job) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "to": job.to,
+        "from_": job.from_,
+        "status_callback": get_settings().status_callback_url,
+        "status_callback_event": STATUS_CALLBACK_EVENTS,
+        "status_callback_method": "POST",
+        **job.call_options,
+    }
+    if job.url is not None:
+        params["url"] = job.url
+    else:
+        params["twiml"] = job.twiml
+    return params
+
+
+def claim(job_id: str) -> Claimed | None:
+    """Compare-and-set `queued` -> `dialing` and write the attempt row, in one transaction.
+
+    A row count of 0 means another worker has the job, or it is no longer
+    waiting (final, canceled, rescheduled): leave it alone.
+    """
+    with session_scope() as session:
+        won = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.DIALING, attempts=Job.attempts + 1, updated_at=utcnow())
+        ).rowcount
+        if won != 1:
+            return None
+        job = session.get_one(Job, job_id, populate_existing=True)
+        attempt = Attempt(job_id=job_id, number=job.attempts, status=AttemptStatus.CREATING)
+        session.add(attempt)
+        session.flush()
+        return Claimed(job_id, attempt.id, attempt.number, create_params(job))
+
+
+def release(claimed: Claimed, retry_in: float, reason: str) -> None:
+    """Undo a claim whose create was surely never sent: the attempt did not happen."""
+    with session_scope() as session:
+        session.execute(delete(Attempt).where(Attempt.id == claimed.attempt_id,
+                                              Attempt.status == AttemptStatus.CREATING))
+        session.execute(
+            update(Job)
+            .where(Job.id == claimed.job_id, Job.status == JobStatus.DIALING)
+            .values(status=JobStatus.SCHEDULED, attempts=Job.attempts - 1, queued_at=None,
+                    next_attempt_at=utcnow() + timedelta(seconds=retry_in), updated_at=utcnow())
+        )
+    log.info("job %s released for %.1fs: %s", claimed.job_id, retry_in, reason)
+
+
+def ensure_still_dialing(job_id: str) -> None:
+    with session_scope() as session:
+        if session.scalar(select(Job.status).where(Job.id == job_id)) != JobStatus.DIALING:
+            raise NoLongerDialing(job_id)
+
+
+def _create_paced(claimed: Claimed) -> CallInstance:
+    """Each try takes its own pacing slot: a retried create is a new request to Twilio."""
+    retrying = Retrying(
+        retry=retry_if_exception(
+            lambda exc: classify_create_error(exc) is CreateFailure.TRANSIENT
+            and not isinstance(exc, (PacingBacklog, RedisError, NoLongerDialing))),
+        wait=wait_random_exponential(multiplier=0.25, max=5),
+        stop=stop_after_attempt(CREATE_TRIES),
+        reraise=True,
+    )
+    pacer = get_pacer()
+    for try_ in retrying:
+        with try_:
+            time.sleep(pacer.reserve())
+            ensure_still_dialing(claimed.job_id)
+            return gateway.create_call(claimed.params)
+    raise AssertionError("unreachable: tenacity reraises")
+
+
+def dial(job_id: str) -> None:
+    claimed = claim(job_id)
+    if claimed is None:
+        log.debug("job %s not claimable; someone else has it or it is done", job_id)
+        return
+    try:
+        call = _create_paced(claimed)
+    except PacingBacklog as exc:
+        release(claimed, exc.wait, "pacing backlog")
+    except RedisError:
+        log.warning("redis unreachable: not dialing job %s (fail closed)", job_id)
+        release(claimed, REDIS_DOWN_RETRY_S, "redis unreachable")
+    except NoLongerDialing:
+        discard_attempt(claimed)
+    except Exception as exc:
+        failure = classify_create_error(exc)
+        if failure is CreateFailure.TRANSIENT:
+            release(claimed, TRANSIENT_EXHAUSTED_RETRY_S, f"transient errors: {exc}")
+        elif failure is CreateFailure.PERMANENT:
+            reject(claimed, exc)
+        else:
+            mark_unknown(claimed, exc)
+    else:
+        record_created(claimed, call)
+
+
+def discard_attempt(claimed: Claimed) -> None:
+    """The job was canceled before its create was sent: the attempt never happened."""
+    with session_scope() as session:
+        session.execute(delete(Attempt).where(Attempt.id == claimed.attempt_id,
+                                              Attempt.status == AttemptStatus.CREATING))
+        session.execute(update(Job).where(Job.id == claimed.job_id)
+                        .values(attempts=Job.attempts - 1))
+
+
+def reject(claimed: Claimed, exc: BaseException) -> None:
+    code, message = error_code(exc), error_message(exc)
+    now = utcnow()
+    with session_scope() as session:
+        session.execute(update(Attempt).where(Attempt.id == claimed.attempt_id).values(
+            status=AttemptStatus.REJECTED, error_code=code, error_message=message, ended_at=now))
+        session.execute(
+            update(Job).where(Job.id == claimed.job_id, Job.status == JobStatus.DIALING).values(
+                status=JobStatus.FAILED, outcome=str(code) if code else "rejected",
+                error_code=code, error_message=message, updated_at=now))
+    log.warning("job %s to %s refused by Twilio: %s", claimed.job_id,
+                mask(claimed.params["to"]), message)
+
+
+def mark_unknown(claimed: Claimed, exc: BaseException) -> None:
+    """A create that may have reached Twilio: never resent blindly; the reconciler decides."""
+    with session_scope() as session:
+        session.execute(update(Attempt).where(Attempt.id == claimed.attempt_id).values(
+            status=AttemptStatus.UNKNOWN, error_code=error_code(exc),
+            error_message=error_message(exc)))
+    log.warning("job %s attempt %d ambiguous create (%s); left for the reconciler",
+                claimed.job_id, claimed.number, error_message(exc))
+
+
+def record_created(claimed: Claimed, call: CallInstance) -> None:
+    from worker.producer import end_live_call
+    from worker.status import adopt_orphan_events
+
+    status = call.status.value if hasattr(call.status, "value") else str(call.status)
+    with session_scope() as session:
+        session.execute(update(Attempt).where(Attempt.id == claimed.attempt_id).values(
+            call_sid=call.sid, status=status))
+        adopt_orphan_events(session, call.sid)
+        job_status = session.scalar(select(Job.status).where(Job.id == claimed.job_id))
+    log.info("job %s attempt %d created call %s", claimed.job_id, claimed.number, call.sid)
+    if job_status == JobStatus.CANCELED:
+        # canceled between our last check and the create: end the call we just placed
+        end_live_call(call.sid, status)

@@ -1,0 +1,137 @@
+"""handle_status's work: store the event once, advance the attempt, decide the job once."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from worker.db import session_scope
+from worker.lifecycle import (
+    CALL_STATUSES,
+    JobPolicy,
+    decide,
+    is_terminal,
+    moves_forward,
+    status_rank,
+)
+from worker.models import Attempt, Event, Job, JobStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+UNSEQUENCED_BASE = 1_000_000
+
+
+class UnknownCall(Exception):
+    """No attempt has this CallSid (yet): the create's answer may still be on its way."""
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    try:
+        return parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def handle_status(params: dict[str, str], idempotency_token: str | None = None,
+                  source: str = "callback") -> str:
+    """Returns what happened: 'stored', 'duplicate', 'orphan' (raises UnknownCall) or 'invalid'."""
+    call_sid = params.get("CallSid", "")
+    call_status = params.get("CallStatus", "")
+    sequence = _int(params.get("SequenceNumber"))
+    if not call_sid or call_status not in CALL_STATUSES:
+        log.warning("ignoring a status report with CallSid=%r CallStatus=%r", call_sid[:40],
+                    call_status[:20])
+        return "invalid"
+    if sequence is None:
+        # A report without a sequence (a fetched call): one per status, after every callback.
+        sequence = UNSEQUENCED_BASE + status_rank(call_status)
+    with session_scope() as session:
+        attempt = session.scalar(
+            select(Attempt).where(Attempt.call_sid == call_sid).with_for_update())
+        event = Event(call_sid=call_sid, sequence_number=sequence, call_status=call_status,
+                      attempt_id=attempt.id if attempt else None, source=source,
+                      idempotency_token=idempotency_token, payload=dict(params))
+        try:
+            with session.begin_nested():
+                session.add(event)
+        except IntegrityError:
+            existing = session.scalar(select(Event).where(Event.call_sid == call_sid,
+                                                          Event.sequence_number == sequence))
+            if existing is None or existing.attempt_id is not None or attempt is None:
+                return "duplicate"
+            event = existing  # stored earlier as an orphan; now its attempt is known
+            event.attempt_id = attempt.id
+        if attempt is None:
+            result = "orphan"
+        else:
+            apply_event(session, attempt, event)
+            result = "stored"
+    if result == "orphan":
+        raise UnknownCall(call_sid)
+    return result
+
+
+def adopt_orphan_events(session: Session, call_sid: str) -> None:
+    """Apply callbacks that arrived before the worker stored this CallSid."""
+    attempt = session.scalar(select(Attempt).where(Attempt.call_sid == call_sid))
+    if attempt is None:
+        return
+    orphans = session.scalars(
+        select(Event).where(Event.call_sid == call_sid, Event.attempt_id.is_(None))
+        .order_by(Event.sequence_number)).all()
+    for event in orphans:
+        event.attempt_id = attempt.id
+        apply_event(session, attempt, event)
+
+
+def apply_event(session: Session, attempt: Attempt, event: Event) -> None:
+    """Move the attempt forward if this report is newer; on its first terminal status, the job."""
+    params = event.payload
+    if event.sequence_number is not None and (attempt.last_sequence is None
+                                              or event.sequence_number > attempt.last_sequence):
+        attempt.last_sequence = event.sequence_number
+    if not moves_forward(attempt.status, event.call_status):
+        return
+    attempt.status = event.call_status
+    attempt.sip_response_code = _int(params.get("SipResponseCode")) or attempt.sip_response_code
+    attempt.duration = _int(params.get("CallDuration")) or attempt.duration
+    attempt.answered_by = params.get("AnsweredBy") or attempt.answered_by
+    if params.get("RecordingSid"):
+        attempt.recording_sid = params["RecordingSid"]
+        attempt.recording_url = params.get("RecordingUrl")
+        attempt.recording_duration = _int(params.get("RecordingDuration"))
+    if params.get("ErrorCode"):
+        attempt.error_code = _int(params.get("ErrorCode"))
+        attempt.error_message = params.get("ErrorMessage")
+    if is_terminal(event.call_status):
+        attempt.ended_at = _timestamp(params.get("Timestamp")) or utcnow()
+        _decide_job(session, attempt)
+
+
+def _decide_job(session: Session, attempt: Attempt) -> None:
+    job = session.get_one(Job, attempt.job_id, with_for_update=True)
+    if job.status != JobStatus.DIALING or job.attempts != attempt.number:
+        return  # final already (canceled meanwhile), or an older attempt's late report
+    decision = decide(JobPolicy(job.max_attempts, job.retry_on, job.retry_delays),
+                      job.attempts, attempt.status, utcnow())
+    values: dict[str, Any] = {"status": decision.status, "outcome": decision.outcome,
+                              "updated_at": utcnow()}
+    if decision.next_attempt_at is not None:
+        values.update(next_attempt_at=decision.next_attempt_at, queued_at=None)
+    session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.DIALING)
+                    .values(**values))
+    log.info("job %s attempt %d ended %s -> job %s", job.id, attempt.number, attempt.status,
+             decision.status.value)
