@@ -1,33 +1,7 @@
-"""Session-wide real servers. Test modules' fixtures live in tests/support/."""
+"""Fixtures live in tests/support/ as plugins, so each can be loaded on its own."""
 
-from __future__ import annotations
-
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from tests.support.servers import PostgresServer, RedisServer
-
-pytest_plugins = ["tests.support.simulator_fixtures"]
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    # Not under pytest's tmp dir: that is 0700, and under root the cluster runs as `postgres`.
-    workdir = Path(tempfile.mkdtemp(prefix="dialer-pg-"))
-    os.chmod(workdir, 0o755)
-    server = PostgresServer(workdir).start()
-    yield server
-    server.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+pytest_plugins = [
+    "tests.support.server_fixtures",
+    "tests.support.simulator_fixtures",
+    "tests.support.stack_fixtures",
+]

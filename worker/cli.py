@@ -167,3 +167,6 @@ def _mount_simulator() -> None:
 
 
 _mount_simulator()
+
+if __name__ == "__main__":
+    main()
