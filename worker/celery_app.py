@@ -12,6 +12,7 @@ from worker.settings import EVENTS_QUEUE, HANDLE_STATUS_TASK, get_settings
 
 PLACE_CALL_TASK = "dialer.place_call"
 DISPATCH_DUE_TASK = "dialer.dispatch_due"
+RECONCILE_TASK = "dialer.reconcile"
 DIAL_QUEUE = "dial"
 
 settings = get_settings()
@@ -38,6 +39,7 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     beat_schedule={
         "dispatch-due": {"task": DISPATCH_DUE_TASK, "schedule": settings.dispatch_interval},
+        "reconcile": {"task": RECONCILE_TASK, "schedule": settings.reconcile_interval},
     },
 )
 

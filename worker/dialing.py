@@ -116,8 +116,7 @@ def _create_paced(claimed: Claimed) -> CallInstance:
     """Each try takes its own pacing slot: a retried create is a new request to Twilio."""
     retrying = Retrying(
         retry=retry_if_exception(
-            lambda exc: classify_create_error(exc) is CreateFailure.TRANSIENT
-            and not isinstance(exc, (PacingBacklog, RedisError, NoLongerDialing))),
+            lambda exc: classify_create_error(exc) is CreateFailure.TRANSIENT),
         wait=wait_random_exponential(multiplier=0.25, max=5),
         stop=stop_after_attempt(CREATE_TRIES),
         reraise=True,

@@ -1,8 +1,11 @@
 """The outbox relay: due rows in the jobs table become place_call messages.
 
-Only as many jobs are moved to `queued` as the pace can dial in the next
-few seconds, so the broker queue stays short and a stale `queued` job really
-is one whose message went missing.
+Only as many jobs are moved to `queued` as the pace can dial in the next few
+seconds, so the broker queue stays short. A `queued` job whose message went
+missing (Redis restarted without its data, a publish that failed) is published
+again once it is stale *and* the dial queue is empty: while messages are still
+waiting, an old `queued` job is only a long queue, and re-publishing it would
+flood the queue with duplicates.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ LOOKAHEAD_S = 5.0  # how far ahead of the pace the queue is filled
 MIN_BATCH = 10
 
 
-def claim_due_batch() -> list[str]:
+def claim_due_batch(dial_queue_empty: bool) -> list[str]:
     """Move due `scheduled` jobs (and stale `queued` ones) to `queued`; return their ids.
 
     Single calls (priority 0) go before campaign jobs, oldest first. The
@@ -38,7 +41,7 @@ def claim_due_batch() -> list[str]:
             Job.status == JobStatus.QUEUED, Job.queued_at >= stale_before)) or 0
         stale = session.scalars(
             select(Job.id).where(Job.status == JobStatus.QUEUED, Job.queued_at < stale_before)
-            .order_by(Job.queued_at).limit(budget)).all()
+            .order_by(Job.queued_at).limit(budget)).all() if dial_queue_empty else []
         room = max(0, budget - in_queue - len(stale))
         due = session.scalars(
             select(Job.id).where(Job.status == JobStatus.SCHEDULED, Job.next_attempt_at <= now)

@@ -100,8 +100,8 @@ def adopt_orphan_events(session: Session, call_sid: str) -> None:
 def apply_event(session: Session, attempt: Attempt, event: Event) -> None:
     """Move the attempt forward if this report is newer; on its first terminal status, the job."""
     params = event.payload
-    if event.sequence_number is not None and (attempt.last_sequence is None
-                                              or event.sequence_number > attempt.last_sequence):
+    sequenced = event.sequence_number < UNSEQUENCED_BASE
+    if sequenced and event.sequence_number > (attempt.last_sequence or -1):
         attempt.last_sequence = event.sequence_number
     if not moves_forward(attempt.status, event.call_status):
         return
