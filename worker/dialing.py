@@ -25,6 +25,7 @@ from worker.twilio_errors import CreateFailure, classify_create_error, error_cod
 log = logging.getLogger(__name__)
 
 CREATE_TRIES = 8
+CREATE_BACKOFF_MAX_S = 5.0
 STATUS_CALLBACK_EVENTS = ["initiated", "ringing", "answered", "completed"]
 REDIS_DOWN_RETRY_S = 5.0
 TRANSIENT_EXHAUSTED_RETRY_S = 30.0
@@ -69,6 +70,14 @@ def create_params(job: Job) -> dict[str, Any]:
     else:
         params["twiml"] = job.twiml
     return params
+
+
+def longest_create_s() -> float:
+    """The longest a live worker can hold an attempt in `creating`: every try waiting for
+    its slot, timing out and backing off. The reconciler waits longer than this."""
+    settings = get_settings()
+    return CREATE_TRIES * (settings.max_pacing_wait + settings.twilio_timeout
+                           + CREATE_BACKOFF_MAX_S)
 
 
 def claim(job_id: str) -> Claimed | None:
@@ -117,7 +126,7 @@ def _create_paced(claimed: Claimed) -> CallInstance:
     retrying = Retrying(
         retry=retry_if_exception(
             lambda exc: classify_create_error(exc) is CreateFailure.TRANSIENT),
-        wait=wait_random_exponential(multiplier=0.25, max=5),
+        wait=wait_random_exponential(multiplier=0.25, max=CREATE_BACKOFF_MAX_S),
         stop=stop_after_attempt(CREATE_TRIES),
         reraise=True,
     )
@@ -193,12 +202,21 @@ def record_created(claimed: Claimed, call: CallInstance) -> None:
     from worker.producer import end_live_call
     from worker.status import adopt_orphan_events
 
-    status = call.status.value if hasattr(call.status, "value") else str(call.status)
+    status = str(call.status)
     with session_scope() as session:
-        session.execute(update(Attempt).where(Attempt.id == claimed.attempt_id).values(
-            call_sid=call.sid, status=status))
+        recorded = session.execute(
+            update(Attempt).where(Attempt.id == claimed.attempt_id,
+                                  Attempt.status == AttemptStatus.CREATING)
+            .values(call_sid=call.sid, status=status)).rowcount
         adopt_orphan_events(session, call.sid)
         job_status = session.scalar(select(Job.status).where(Job.id == claimed.job_id))
+    if not recorded:
+        # The reconciler gave this attempt up (the worker looked dead); the job may be
+        # dialed again, so this call must not go on.
+        log.error("job %s: attempt %d was released while its create ran; ending call %s",
+                  claimed.job_id, claimed.number, call.sid)
+        end_live_call(call.sid, status)
+        return
     log.info("job %s attempt %d created call %s", claimed.job_id, claimed.number, call.sid)
     if job_status == JobStatus.CANCELED:
         # canceled between our last check and the create: end the call we just placed

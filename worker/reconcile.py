@@ -17,6 +17,7 @@ from twilio.rest.api.v2010.account.call import CallInstance
 
 from worker import gateway, status
 from worker.db import session_scope
+from worker.dialing import longest_create_s
 from worker.logs import mask
 from worker.models import Attempt, AttemptStatus, Event, Job, JobStatus, utcnow
 from worker.settings import get_settings
@@ -69,9 +70,7 @@ def refresh(call_sid: str) -> None:
 
 def unresolved_attempts(now: datetime) -> list[dict[str, Any]]:
     """`unknown` attempts, and `creating` ones older than any live worker could hold them."""
-    settings = get_settings()
-    stuck_before = now - timedelta(seconds=settings.max_pacing_wait
-                                   + settings.twilio_timeout * 2 + 30)
+    stuck_before = now - timedelta(seconds=longest_create_s())
     with session_scope() as session:
         rows = session.execute(
             select(Attempt.id, Attempt.job_id, Attempt.status, Attempt.created_at, Job.to,
@@ -97,7 +96,7 @@ def resolve(attempt: dict[str, Any], now: datetime) -> None:
     if free:
         adopt(attempt, free[0])
         return
-    grace = timedelta(seconds=get_settings().unknown_grace)
+    grace = timedelta(seconds=max(get_settings().unknown_grace, longest_create_s()))
     if now - attempt["created_at"] >= grace:
         release_unplaced(attempt)
 
