@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
@@ -27,10 +28,14 @@ class SettingsError(ValueError):
 
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     value = env.get(name, "").strip() or default
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        hostname, _ = parts.hostname, parts.port  # both raise on a malformed host or port
+    except ValueError as exc:
+        raise SettingsError(f"{name} is not a valid URL ({exc}): {value!r}") from None
     if parts.scheme not in schemes or not (parts.netloc or parts.path):
         raise SettingsError(f"{name} must be a {' or '.join(schemes)} URL, got {value!r}")
-    if parts.scheme in ("http", "https") and not parts.hostname:
+    if parts.scheme in ("http", "https") and not hostname:
         raise SettingsError(f"{name} must be a URL with a host, got {value!r}")
     return value.rstrip("/") if parts.scheme in ("http", "https") else value
 
@@ -160,5 +165,6 @@ def _database_url(env: Mapping[str, str]) -> str:
 @functools.cache
 def get_settings() -> Settings:
     """Read once per process; a `.env` file in the working directory fills what is unset."""
-    load_dotenv(override=False)
+    # An explicit path: with none, python-dotenv searches from this module's directory.
+    load_dotenv(Path.cwd() / ".env", override=False)
     return Settings.from_env(os.environ)

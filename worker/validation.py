@@ -90,14 +90,13 @@ def check_url(value: object, field_name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{field_name}: must be an absolute http(s) URL")
     text = value.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"{field_name}: {text!r} must be an absolute http(s) URL")
     try:
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises on a malformed port
+        parts = urlsplit(text)
+        host, _ = parts.hostname, parts.port  # both raise on a malformed host or port
     except ValueError:
         raise ValueError(f"{field_name}: {text!r} has a malformed host or port") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{field_name}: {text!r} must be an absolute http(s) URL")
     if not host:
         raise ValueError(f"{field_name}: {text!r} has no host")
     if "_" in host:
@@ -138,7 +137,7 @@ def check_retry_on(values: Iterable[str] | None, default: tuple[str, ...]) -> li
         return list(default)
     if isinstance(values, str):
         values = [v.strip() for v in values.split(",") if v.strip()]
-    result = list(values)
+    result = _as_list(values, "retry_on")
     unknown = [v for v in result if v not in CALL_STATUSES_RETRYABLE]
     if unknown:
         raise ValueError(
@@ -151,11 +150,17 @@ def check_retry_on(values: Iterable[str] | None, default: tuple[str, ...]) -> li
 def check_retry_delays(values: Iterable[int] | None, default: tuple[int, ...]) -> list[int]:
     if values is None:
         return list(default)
-    result = list(values)
+    result = _as_list(values, "retry_delays")
     if not result or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
                              for v in result):
         raise ValueError("retry_delays: must be a non-empty list of whole seconds >= 0")
     return result
+
+
+def _as_list(values: object, field_name: str) -> list[Any]:
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise ValueError(f"{field_name}: must be a list, got {values!r}")
+    return list(values)
 
 
 def check_max_attempts(value: int | None, default: int) -> int:
@@ -209,7 +214,7 @@ def check_metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ValueError("metadata: must be a mapping")
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"metadata: must be JSON-serialisable ({exc})") from None
     return dict(value)
