@@ -13,14 +13,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests.support.simulator_fixtures import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN
 from tests.support.waiting import free_port, port_open, wait_for
 from worker.models import Job
 
 if TYPE_CHECKING:
     from simulator import Simulator
 
-SIM_ACCOUNT_SID = "AC" + "a1" * 16
-SIM_AUTH_TOKEN = "stack-test-token"
 CALLER_ID = "+14155550100"
 VOICE_URL = "https://example.com/voice.xml"
 

@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from tests.support.servers import RedisServer
-from tests.support.stack import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN, Stack, clean_environ
+from tests.support.simulator_fixtures import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN
+from tests.support.stack import Stack, clean_environ
 
 BACKENDS = ["sqlite", "postgresql"]
 
