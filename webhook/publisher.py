@@ -1,0 +1,54 @@
+"""Publish `handle_status` by name, failing fast when the broker is down.
+
+The webhook never imports the worker's Celery app or tasks (they pull in SQLAlchemy and
+the models); this is a second, bare Celery app that only knows how to `send_task`. A broker
+outage must turn into a quick 503 (Twilio's request and the gunicorn worker are both
+waiting), not into Celery's default of retrying the connection for seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from worker.settings import EVENTS_QUEUE, HANDLE_STATUS_TASK
+
+CONNECT_TIMEOUT_S = 1.0
+SOCKET_TIMEOUT_S = 2.0
+
+# What a publish raises when Redis cannot be reached or drops the connection.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, redis.ConnectionError,
+                                                  redis.TimeoutError, OSError)
+
+
+class Publisher:
+    """Sends status callbacks to the `events` queue as `dialer.handle_status` tasks."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.celery = Celery("dialer-webhook", broker=broker_url, set_as_current=False)
+        self.celery.conf.update(
+            task_serializer="json",
+            accept_content=["json"],
+            broker_connection_retry=False,
+            broker_connection_max_retries=0,
+            broker_connection_timeout=CONNECT_TIMEOUT_S,
+            broker_transport_options={
+                "socket_connect_timeout": CONNECT_TIMEOUT_S,
+                "socket_timeout": SOCKET_TIMEOUT_S,
+                "max_retries": 0,  # kombu's own reconnect loop, which defaults to seconds
+            },
+            # One retry on a fresh connection covers a pooled connection that went stale
+            # when Redis restarted; a broker that is really down still fails within ~2 s.
+            task_publish_retry=True,
+            task_publish_retry_policy={"max_retries": 1, "interval_start": 0,
+                                       "interval_step": 0, "interval_max": 0},
+        )
+
+    def publish_status(self, params: dict[str, str], idempotency_token: str | None) -> None:
+        """Raises one of BROKER_ERRORS when the message could not be handed to Redis."""
+        kwargs: dict[str, Any] = {"params": params, "idempotency_token": idempotency_token,
+                                  "source": "callback"}
+        self.celery.send_task(HANDLE_STATUS_TASK, kwargs=kwargs, queue=EVENTS_QUEUE)
