@@ -72,9 +72,13 @@ def test_pace_is_global_across_worker_processes(make_stack, cps, calls):
     )
     times = [c.arrived_at for c in accepted_creates(stack.sim)]
     assert len(times) == calls
-    clock_granularity = 0.005
-    assert min(_gaps(times)) >= 1 / cps - clock_granularity, _gaps(times)
-    # No idle seconds: the whole batch takes (calls - 1) / cps, plus a sanity margin.
+    # Slots are exactly 1/cps apart on the Redis clock (test_pacing proves it); as Twilio
+    # sees them, two creates can be closer by the difference in their send latency (a
+    # process woken a few ms late on a loaded 2-core machine), never by more than that.
+    send_jitter = 0.05
+    assert min(_gaps(times)) >= 1 / cps - send_jitter, _gaps(times)
+    # Never faster on average, and no idle seconds: the batch spans (calls - 1) / cps.
+    assert max(times) - min(times) >= (calls - 1) / cps - send_jitter
     assert max(times) - min(times) <= (calls - 1) / cps + 2.0
     assert {c.to for c in accepted_creates(stack.sim)} == {
         f"+1415555{1000 + n:04d}" for n in range(calls)
@@ -145,7 +149,7 @@ def test_ambiguous_500_is_never_blindly_retried(make_stack):
 
     job = wait_for(unknown, timeout=20, what="the attempt to be marked unknown")
     assert job.status == "dialing"
-    assert job.attempt_rows[0].error_code is None
+    assert job.attempt_rows[0].error_code == 20500  # the code in the 500 body, kept
     assert "500" in job.attempt_rows[0].error_message
     # Several dispatcher ticks later, still exactly the one create Twilio received.
     ticks_before = stack.processes[-1].log().count("dialer.dispatch_due")

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from tests.support.waiting import free_port, port_open, wait_for
+from worker.processes import redis_argv
 
 
 class RedisServer:
@@ -33,11 +34,8 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        self.proc = subprocess.Popen(redis_argv(binary, self.port, self.workdir),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: port_open(self.port), timeout=10, what="redis-server to listen")
         return self
 

@@ -6,9 +6,6 @@ and SQLite or PostgreSQL.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +13,7 @@ from typing import TYPE_CHECKING
 from tests.support.simulator_fixtures import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN
 from tests.support.waiting import free_port, port_open, wait_for
 from worker.models import Job
+from worker.processes import Process, beat_argv, webhook_argv, worker_argv
 
 if TYPE_CHECKING:
     from simulator import Simulator
@@ -36,38 +34,6 @@ def clean_environ() -> dict[str, str]:
     """The parent's environment without any dialer or Twilio setting (and no Twilio edge)."""
     return {k: v for k, v in os.environ.items()
             if not k.startswith(("DIALER_", "TWILIO_", "CELERY_"))}
-
-
-class Process:
-    """A subprocess whose output goes to a log file the test can wait on and show."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], workdir: Path) -> None:
-        self.name = name
-        self.log_path = workdir / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(argv, env=env, cwd=workdir, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_log(self, text: str, timeout: float = 30) -> None:
-        def seen() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited early:\n{self.log()[-3000:]}")
-            return text in self.log()
-
-        wait_for(seen, timeout=timeout, what=f"{self.name} to log {text!r}")
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self._log.close()
 
 
 class Stack:
@@ -97,27 +63,17 @@ class Stack:
 
     def start_worker(self, name: str = "w1", concurrency: int = 2,
                      queues: Iterable[str] = ("dial", "events", "default")) -> Process:
-        process = self._spawn(name, [
-            sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", ",".join(queues),
-            "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
-            "--without-heartbeat", "-l", "INFO",
-        ])
+        process = self._spawn(name, worker_argv(name, concurrency, queues))
         process.wait_for_log(" ready.")
         return process
 
     def start_beat(self) -> Process:
-        process = self._spawn("beat", [
-            sys.executable, "-m", "celery", "-A", "worker", "beat", "-l", "INFO",
-            "-s", str(self.workdir / "beat-schedule"), "--pidfile", "",
-        ])
+        process = self._spawn("beat", beat_argv(self.workdir / "beat-schedule"))
         process.wait_for_log("beat: Starting")
         return process
 
     def start_webhook(self) -> Process:
-        process = self._spawn("webhook", [
-            sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.webhook_port}",
-            "--workers", "2", "--threads", "4", "webhook:create_app()",
-        ])
+        process = self._spawn("webhook", webhook_argv(self.webhook_port))
         wait_for(lambda: port_open(self.webhook_port), timeout=20, what="webhook to listen")
         return process
 

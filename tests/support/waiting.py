@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from worker.processes import free_port, port_open
+
+__all__ = ["free_port", "port_open", "wait_for"]
 
 T = TypeVar("T")
 
@@ -22,17 +25,3 @@ def wait_for(
         time.sleep(interval)
         last = condition()
     return last
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
