@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint demo bench
+.PHONY: venv redis test lint demo bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -12,8 +12,13 @@ $(BIN)/python:
 venv: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 
-test: venv
-	@command -v redis-server >/dev/null || { echo "redis-server is missing: run 'sudo apt-get install -y redis-server'"; exit 1; }
+redis:
+	@command -v redis-server >/dev/null || .ci/install-redis
+
+demo: venv redis
+	$(BIN)/dialer demo
+
+test: venv redis
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -160,13 +160,15 @@ def db_upgrade() -> None:
     click.echo("database is up to date")
 
 
-def _mount_simulator() -> None:
+def _mount_subcommands() -> None:
     from simulator.cli import main as simulator_main
+    from worker.demo import demo
 
     main.add_command(simulator_main, "simulator")
+    main.add_command(demo, "demo")
 
 
-_mount_simulator()
+_mount_subcommands()
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,222 @@
+"""`dialer demo`: the whole dialer on this machine, against the simulator, in a minute.
+
+Starts Redis, the simulator, the webhook, a worker and beat on free ports in a temporary
+directory, dials a dozen numbers with mixed outcomes, shows live progress and the final
+table, and stops everything on the way out (Ctrl-C included). With TWILIO_ACCOUNT_SID,
+TWILIO_AUTH_TOKEN and DIALER_PUBLIC_URL set it dials for real, only the numbers in
+DIALER_DEMO_TO: it never dials the made-up numbers through a real account.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from worker.processes import (
+    Process,
+    beat_argv,
+    free_port,
+    redis_argv,
+    wait_port,
+    webhook_argv,
+    worker_argv,
+)
+
+FINAL = {"completed", "failed", "canceled"}
+RETRY = {"max_attempts": 3, "retry_delays": [5]}
+# Fictional numbers (555-01xx is reserved for fiction) with what the simulator makes of them.
+SCENARIO: dict[str, tuple[list[str], dict[str, Any]]] = {
+    "+14155550101": (["answered"], {}),
+    "+14155550102": (["busy", "answered"], {}),
+    "+14155550103": (["no-answer"], {"call_options": {"timeout": 8}}),
+    "+14155550104": (["answered:20"], {}),
+    "+14155550105": (["failed", "answered"], {}),
+    "+14155550106": (["machine"], {"call_options": {"machine_detection": "Enable"}}),
+    "+14155550107": (["error:21217"], {}),
+    "+14155550108": (["busy"], {}),
+    "+14155550109": (["answered"], {"call_options": {"record": True}}),
+    "+14155550110": (["no-answer", "answered"], {"call_options": {"timeout": 8}}),
+    "+14155550111": (["answered:5"], {"retry_on": ["no-answer"]}),
+    "+1415555": (["answered"], {}),  # not a valid number: refused when enqueued
+}
+console = Console()
+
+
+@dataclass
+class Row:
+    to: str
+    plan: str
+    job_id: str | None = None
+    status: str = "-"
+    attempts: str = ""
+    outcome: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def real_twilio(env: Mapping[str, str]) -> bool:
+    return all(env.get(k) for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN",
+                                      "DIALER_PUBLIC_URL"))
+
+
+class DemoStack:
+    """Every process of the demo; `stop` ends them all, whatever happened."""
+
+    def __init__(self, rundir: Path, simulate: bool, time_scale: float) -> None:
+        self.rundir, self.simulate, self.time_scale = rundir, simulate, time_scale
+        self.processes: list[Process] = []
+        self.webhook_port = free_port()
+        self.env: dict[str, str] = {**os.environ, "PYTHONUNBUFFERED": "1",
+                                    "DIALER_DATABASE_URL": f"sqlite:///{rundir / 'dialer.db'}",
+                                    "DIALER_DISPATCH_INTERVAL": "1"}
+
+    def _spawn(self, name: str, argv: list[str]) -> Process:
+        process = Process(name, argv, self.env, self.rundir)
+        self.processes.append(process)
+        return process
+
+    def start(self, redis_server: str) -> None:
+        redis_port = free_port()
+        wait_port(self._spawn("redis", redis_argv(redis_server, redis_port, self.rundir)),
+                  redis_port)
+        self.env["DIALER_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        if self.simulate:
+            self._start_simulator()
+        else:
+            self.webhook_port = int(self.env.get("DIALER_WEBHOOK_PORT", self.webhook_port))
+        wait_port(self._spawn("webhook", webhook_argv(self.webhook_port)), self.webhook_port)
+        self._spawn("worker", worker_argv("demo", 2)).wait_for_log(" ready.")
+        self._spawn("beat", beat_argv(self.rundir / "beat-schedule")).wait_for_log(
+            "beat: Starting")
+
+    def _start_simulator(self) -> None:
+        port = free_port()
+        account, token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
+        scenario = self.rundir / "scenario.json"
+        scenario.write_text(json.dumps({"rules": {n: o for n, (o, _) in SCENARIO.items()}}))
+        wait_port(self._spawn("simulator", [
+            sys.executable, "-m", "simulator", "--port", str(port), "--account-sid", account,
+            "--auth-token", token, "--cps", "1", "--time-scale", str(self.time_scale),
+            "--scenario", str(scenario), "--seed", "1"]), port)
+        self.env |= {"TWILIO_ACCOUNT_SID": account, "TWILIO_AUTH_TOKEN": token,
+                     "TWILIO_API_BASE_URL": f"http://127.0.0.1:{port}",
+                     "DIALER_PUBLIC_URL": f"http://127.0.0.1:{self.webhook_port}",
+                     "DIALER_DEFAULT_FROM": "+14155550100", "DIALER_CALLS_PER_SECOND": "1"}
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+def _enqueue(rows: list[Row], simulate: bool) -> None:
+    from worker import enqueue_call
+
+    for row in rows:
+        kwargs = {**RETRY, **SCENARIO.get(row.to, ([], {}))[1]} if simulate else dict(RETRY)
+        try:
+            row.job_id = enqueue_call(row.to, url="https://demo.twilio.com/docs/voice.xml",
+                                      **kwargs)
+            row.status = "queued"
+        except ValueError as exc:
+            row.status, row.outcome = "refused", str(exc)
+
+
+def _refresh(rows: list[Row]) -> bool:
+    from worker import get_job
+
+    for row in rows:
+        job = get_job(row.job_id) if row.job_id else None
+        if job is not None:
+            row.status = job.status
+            row.attempts = " → ".join(a.status for a in job.attempt_rows)
+            row.outcome = job.outcome or ""
+    return all(r.job_id is None or r.status in FINAL for r in rows)
+
+
+def _table(rows: list[Row], elapsed: float) -> Table:
+    table = Table(title=f"dialer demo · {elapsed:4.0f} s", title_justify="left")
+    for name in ("to", "simulated as", "job", "attempts", "outcome"):
+        table.add_column(name)
+    colour = {"completed": "green", "failed": "red", "refused": "red", "canceled": "yellow"}
+    for row in rows:
+        table.add_row(row.to, row.plan, f"[{colour.get(row.status, 'cyan')}]{row.status}",
+                      row.attempts, row.outcome)
+    return table
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends the demo like Ctrl-C does: through the clean-up."""
+    raise KeyboardInterrupt
+
+
+@click.command()
+@click.option("--time-scale", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Simulated call durations (1 = as on a real phone line).")
+@click.option("--timeout", type=click.FloatRange(min=10), default=300, show_default=True,
+              help="Give up after this many seconds.")
+@click.option("--keep", is_flag=True, help="Keep the run directory (logs, database).")
+def demo(time_scale: float, timeout: float, keep: bool) -> None:
+    """Run the dialer end to end on this machine and show what happens to a dozen calls."""
+    simulate = not real_twilio(os.environ)
+    if simulate:
+        numbers = list(SCENARIO)
+        console.print("[bold]Mode: simulator[/] (set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and "
+                      "DIALER_PUBLIC_URL to dial through Twilio)")
+    else:
+        numbers = [n.strip() for n in os.environ.get("DIALER_DEMO_TO", "").split(",") if n.strip()]
+        if not numbers or not os.environ.get("DIALER_DEFAULT_FROM"):
+            raise click.ClickException("real Twilio mode needs DIALER_DEMO_TO (numbers to call, "
+                                       "comma-separated) and DIALER_DEFAULT_FROM")
+        console.print("[bold red]Mode: REAL TWILIO[/] — dialing " + ", ".join(numbers))
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        raise click.ClickException("redis-server is missing: run "
+                                   "'sudo apt-get install -y redis-server' (or 'make demo')")
+    signal.signal(signal.SIGTERM, _interrupt)
+    rundir = Path(tempfile.mkdtemp(prefix="dialer-demo-"))
+    stack = DemoStack(rundir, simulate, time_scale)
+    ok = False
+    try:
+        with console.status("starting redis, simulator, webhook, worker and beat..."):
+            stack.start(redis_server)
+        os.environ.update({k: v for k, v in stack.env.items()
+                           if k.startswith(("DIALER_", "TWILIO_"))})
+        rows = [Row(n, ", ".join(SCENARIO[n][0]) if simulate else "real call") for n in numbers]
+        _enqueue(rows, simulate)
+        started = time.monotonic()
+        with Live(_table(rows, 0), console=console, refresh_per_second=4) as live:
+            done = False
+            while not done and time.monotonic() - started < timeout:
+                time.sleep(0.5)
+                done = _refresh(rows)
+                live.update(_table(rows, time.monotonic() - started))
+        ok = done
+        console.print("every job is final" if done else
+                      f"[yellow]gave up after {timeout:g} s; some jobs are not final")
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted")
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]a process failed to start: {exc}")
+    finally:
+        with console.status("stopping every process..."):
+            stack.stop()
+        if keep or not ok:
+            console.print(f"logs and database kept in {rundir}")
+        else:
+            shutil.rmtree(rundir, ignore_errors=True)
+    if not ok:
+        sys.exit(1)
