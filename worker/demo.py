@@ -76,10 +76,11 @@ def real_twilio(env: Mapping[str, str]) -> bool:
 class DemoStack:
     """Every process of the demo; `stop` ends them all, whatever happened."""
 
-    def __init__(self, rundir: Path, simulate: bool, time_scale: float) -> None:
+    def __init__(self, rundir: Path, simulate: bool, time_scale: float,
+                 webhook_port: int) -> None:
         self.rundir, self.simulate, self.time_scale = rundir, simulate, time_scale
         self.processes: list[Process] = []
-        self.webhook_port = free_port()
+        self.webhook_port = webhook_port
         self.env: dict[str, str] = {**os.environ, "PYTHONUNBUFFERED": "1",
                                     "DIALER_DATABASE_URL": f"sqlite:///{rundir / 'dialer.db'}",
                                     "DIALER_DISPATCH_INTERVAL": "1"}
@@ -96,8 +97,6 @@ class DemoStack:
         self.env["DIALER_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         if self.simulate:
             self._start_simulator()
-        else:
-            self.webhook_port = int(self.env.get("DIALER_WEBHOOK_PORT", self.webhook_port))
         wait_port(self._spawn("webhook", webhook_argv(self.webhook_port)), self.webhook_port)
         self._spawn("worker", worker_argv("demo", 2)).wait_for_log(" ready.")
         self._spawn("beat", beat_argv(self.rundir / "beat-schedule")).wait_for_log(
@@ -168,8 +167,11 @@ def _interrupt(signum: int, frame: object) -> None:
               help="Simulated call durations (1 = as on a real phone line).")
 @click.option("--timeout", type=click.FloatRange(min=10), default=300, show_default=True,
               help="Give up after this many seconds.")
+@click.option("--webhook-port", type=click.IntRange(1, 65535),
+              help="Where the webhook listens (real Twilio mode: where DIALER_PUBLIC_URL "
+                   "leads; default 5000). Default in simulator mode: a free port.")
 @click.option("--keep", is_flag=True, help="Keep the run directory (logs, database).")
-def demo(time_scale: float, timeout: float, keep: bool) -> None:
+def demo(time_scale: float, timeout: float, webhook_port: int | None, keep: bool) -> None:
     """Run the dialer end to end on this machine and show what happens to a dozen calls."""
     simulate = not real_twilio(os.environ)
     if simulate:
@@ -188,7 +190,8 @@ def demo(time_scale: float, timeout: float, keep: bool) -> None:
                                    "'sudo apt-get install -y redis-server' (or 'make demo')")
     signal.signal(signal.SIGTERM, _interrupt)
     rundir = Path(tempfile.mkdtemp(prefix="dialer-demo-"))
-    stack = DemoStack(rundir, simulate, time_scale)
+    stack = DemoStack(rundir, simulate, time_scale,
+                      webhook_port or (free_port() if simulate else 5000))
     ok = False
     try:
         with console.status("starting redis, simulator, webhook, worker and beat..."):
@@ -197,6 +200,8 @@ def demo(time_scale: float, timeout: float, keep: bool) -> None:
                            if k.startswith(("DIALER_", "TWILIO_"))})
         rows = [Row(n, ", ".join(SCENARIO[n][0]) if simulate else "real call") for n in numbers]
         _enqueue(rows, simulate)
+        console.print(f"enqueued {sum(r.job_id is not None for r in rows)} jobs; "
+                      "dialing at 1 call/s")
         started = time.monotonic()
         with Live(_table(rows, 0), console=console, refresh_per_second=4) as live:
             done = False
@@ -212,6 +217,9 @@ def demo(time_scale: float, timeout: float, keep: bool) -> None:
     except (RuntimeError, TimeoutError) as exc:
         console.print(f"[red]a process failed to start: {exc}")
     finally:
+        # A second Ctrl-C must not cut the clean-up short and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         with console.status("stopping every process..."):
             stack.stop()
         if keep or not ok:
