@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+from yarl import URL
 
 from simulator.create_rules import CreateError, check_create
 from simulator.records import CallbackRecord, CreateRecord, Faults
@@ -86,7 +87,11 @@ class Engine:
             self.time_scale = float(time_scale)
 
     def _clear(self) -> None:
+        # Two streams, so a call's SID depends only on the creates before it: the callback
+        # stream (tokens, recording SIDs, callback faults) is drawn whenever a lifecycle
+        # reaches a step, which interleaves with creates by timing.
         self.rng = random.Random(self.seed)
+        self.callback_rng = random.Random(None if self.seed is None else f"callbacks-{self.seed}")
         self.calls: dict[str, Call] = {}
         self.attempts: Counter[str] = Counter()
         self._next_slot = 0.0
@@ -132,17 +137,19 @@ class Engine:
         except CreateError as exc:
             return answer(exc.status, error_body(exc.code, exc.message, exc.status),
                           code=exc.code)
-        slot = self._take_slot()
-        if slot is None:
-            return answer(429, error_body(20429, "Too Many Requests", 429), code=20429)
         to = first["To"]
-        self.attempts[to] += 1
-        outcome = self.scenario.outcome(to, self.attempts[to])
+        outcome = self.scenario.outcome(to, self.attempts[to] + 1)
         if outcome.error_code is not None:
+            # Refused before it is queued: counts as an attempt, takes no CPS slot.
+            self.attempts[to] += 1
             status = ERROR_STATUS.get(outcome.error_code, 400)
             return answer(status, error_body(outcome.error_code,
                                               f"Scenario error {outcome.error_code}", status),
                           code=outcome.error_code)
+        slot = self._take_slot()
+        if slot is None:
+            return answer(429, error_body(20429, "Too Many Requests", 429), code=20429)
+        self.attempts[to] += 1
         call = Call(sid=self._sid("CA"), account_sid=self.account_sid, to=to,
                     from_=first["From"], params=params)
         self.calls[call.sid] = call
@@ -233,8 +240,8 @@ class Engine:
         self._next_slot = slot + 1 / self.cps
         return slot
 
-    def _sid(self, prefix: str) -> str:
-        return f"{prefix}{self.rng.getrandbits(128):032x}"
+    def _sid(self, prefix: str, rng: random.Random | None = None) -> str:
+        return f"{prefix}{(rng or self.rng).getrandbits(128):032x}"
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -307,7 +314,7 @@ class Engine:
         if status == "completed":
             extra["Duration"] = str(call.billed_minutes())
             if (call.first("Record") or "").lower() == "true" and call.answer_time:
-                recording = self._sid("RE")
+                recording = self._sid("RE", self.callback_rng)
                 extra |= {"RecordingSid": recording, "RecordingDuration": str(call.duration_s),
                           "RecordingUrl": f"{self.base_url}/{API_VERSION}/Accounts/"
                                           f"{self.account_sid}/Recordings/{recording}"}
@@ -333,7 +340,7 @@ class Engine:
             params["AnsweredBy"] = call.answered_by
         params |= extra
         call.sequence += 1
-        token = f"{self.account_sid}-{self.rng.getrandbits(128):032x}"
+        token = f"{self.account_sid}-{self.callback_rng.getrandbits(128):032x}"
         method = (call.first("StatusCallbackMethod") or "POST").upper()
         outbox.put_nowait(Callback(url, method, params, token, call.status in FINAL))
 
@@ -342,7 +349,8 @@ class Engine:
         next one has gone."""
         held: list[Callback] = []
         while (callback := await outbox.get()) is not None:
-            if not callback.final and self.rng.random() < self.faults.callback_reorder_rate:
+            if (not callback.final
+                    and self.callback_rng.random() < self.faults.callback_reorder_rate):
                 held.append(callback)
                 continue
             await self._deliver(callback)
@@ -353,10 +361,10 @@ class Engine:
             await self._deliver(late)
 
     async def _deliver(self, callback: Callback) -> None:
-        if self.rng.random() < self.faults.callback_drop_rate:
+        if self.callback_rng.random() < self.faults.callback_drop_rate:
             self._record_callback(callback, None, dropped=True)
             return
-        times = 2 if self.rng.random() < self.faults.callback_duplicate_rate else 1
+        times = 2 if self.callback_rng.random() < self.faults.callback_duplicate_rate else 1
         for _ in range(times):
             await self._send(callback)
 
@@ -368,13 +376,18 @@ class Engine:
         url, data = callback.url, callback.params
         if callback.method == "GET":
             url += ("&" if "?" in url else "?") + urlencode(callback.params)
-            signed = signature(self.auth_token, url)
+        # Sign the URL as the receiver sees it arrive: aiohttp requotes the query (%2C -> ",")
+        # and sends "/" for an empty path; credentials and fragments never reach it.
+        target = URL(url)
+        wire = str(target.origin()) + target.raw_path_qs
+        if callback.method == "GET":
+            signed = signature(self.auth_token, wire)
         else:
-            signed = signature(self.auth_token, url, data.items())
+            signed = signature(self.auth_token, wire, data.items())
         headers = {"X-Twilio-Signature": signed, "I-Twilio-Idempotency-Token": callback.token,
                    "User-Agent": "TwilioProxy/1.1 (dialer simulator)"}
         try:
-            async with self._session.request(callback.method, url, headers=headers,
+            async with self._session.request(callback.method, target, headers=headers,
                                              data=None if callback.method == "GET" else data
                                              ) as response:
                 await response.read()

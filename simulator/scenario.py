@@ -21,6 +21,8 @@ class Outcome:
 
     @classmethod
     def parse(cls, text: str) -> Outcome:
+        if not isinstance(text, str):
+            raise ValueError(f"outcome {text!r}: expected text such as 'busy' or 'answered:30'")
         kind, _, arg = text.strip().partition(":")
         if kind not in KINDS:
             raise ValueError(f"outcome {text!r}: expected one of {', '.join(KINDS)}")
@@ -51,7 +53,12 @@ class Scenario:
                  default: str = "answered") -> None:
         self.default = Outcome.parse(default)
         self.rules: dict[str, tuple[Outcome, ...]] = {}
+        if not isinstance(rules or {}, Mapping):
+            raise ValueError("scenario rules must map a number or pattern to outcomes")
         for pattern, outcomes in (rules or {}).items():
+            if not isinstance(outcomes, str | Sequence):
+                raise ValueError(f"scenario for {pattern!r}: expected an outcome or a list of "
+                                 f"outcomes, not {outcomes!r}")
             items = [outcomes] if isinstance(outcomes, str) else list(outcomes)
             if not items:
                 raise ValueError(f"scenario for {pattern!r}: empty list of outcomes")
