@@ -302,3 +302,8 @@ def test_the_environment_wins_over_the_dotenv_file(tmp_path):
     (tmp_path / ".env").write_text("DIALER_CALLS_PER_SECOND=7\n")
     env = clean_environ() | {"DIALER_CALLS_PER_SECOND": "3"}
     assert _get_settings_in(tmp_path, env, as_script=False) == "3.0"
+
+
+def test_public_url_with_an_underscore_in_its_host_is_refused_by_name():
+    with pytest.raises(SettingsError, match=r"DIALER_PUBLIC_URL.*underscore"):
+        Settings.from_env({"DIALER_PUBLIC_URL": "https://my_dialer.example.com"})

@@ -67,7 +67,7 @@ def test_refusals_are_permanent(status, code):
     assert classify_create_error(twilio_error(status, code)) is PERMANENT
 
 
-@pytest.mark.parametrize(("status", "code"), [(500, None), (500, 20500), (502, None),
+@pytest.mark.parametrize(("status", "code"), [(408, None), (500, None), (500, 20500), (502, None),
                                               (504, None)])
 def test_server_errors_are_ambiguous(status, code):
     assert classify_create_error(twilio_error(status, code)) is AMBIGUOUS

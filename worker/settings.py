@@ -40,6 +40,15 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     return value.rstrip("/") if parts.scheme in ("http", "https") else value
 
 
+def _public_url(env: Mapping[str, str]) -> str:
+    """Twilio refuses a StatusCallback whose host has an underscore: say so at start-up."""
+    value = _url(env, "DIALER_PUBLIC_URL", "http://localhost:5000", ("http", "https"))
+    if "_" in (urlsplit(value).hostname or ""):
+        raise SettingsError(f"DIALER_PUBLIC_URL: Twilio refuses a host with an underscore: "
+                            f"{value!r}")
+    return value
+
+
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float,
             integer: bool = False) -> float:
     raw = env.get(name, "").strip()
@@ -107,7 +116,7 @@ class Settings:
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", "").strip() or None,
             twilio_api_base_url=_url(env, "TWILIO_API_BASE_URL", "https://api.twilio.com",
                                      ("http", "https")),
-            public_url=_url(env, "DIALER_PUBLIC_URL", "http://localhost:5000", ("http", "https")),
+            public_url=_public_url(env),
             database_url=_database_url(env),
             redis_url=_url(env, "DIALER_REDIS_URL", "redis://localhost:6379/0",
                            ("redis", "rediss", "unix")),

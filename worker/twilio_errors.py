@@ -30,6 +30,8 @@ def classify_create_error(exc: BaseException) -> CreateFailure:
     if isinstance(exc, TwilioRestException):
         if exc.status == 429 or exc.code == TOO_MANY_REQUESTS or exc.status == 503:
             return CreateFailure.TRANSIENT
+        if exc.status == 408:  # a timeout somewhere on Twilio's side: the create may have run
+            return CreateFailure.AMBIGUOUS
         if 400 <= exc.status < 500:
             return CreateFailure.PERMANENT
         return CreateFailure.AMBIGUOUS
