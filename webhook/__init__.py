@@ -14,6 +14,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from webhook import metrics
 from webhook.publisher import Publisher
 from webhook.views import PUBLISHER_KEY, SETTINGS_KEY, bp
 from worker.settings import Settings, get_settings
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if not settings.twilio_auth_token:
         log.warning("TWILIO_AUTH_TOKEN is not set: every status callback will be refused (403)")
     app.register_blueprint(bp)
+    metrics.install(app)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _server_error)
     return app

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from kombu import Queue
 
 from worker.settings import EVENTS_QUEUE, HANDLE_STATUS_TASK, get_settings
@@ -16,6 +18,10 @@ RECONCILE_TASK = "dialer.reconcile"
 DIAL_QUEUE = "dial"
 
 settings = get_settings()
+if settings.metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Before prometheus_client is imported (by the tasks): it chooses its value store at
+    # import, and only the multiprocess store sums the prefork children.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dialer-metrics-")
 app = Celery("dialer", broker=settings.redis_url, include=["worker.tasks"])
 app.conf.update(
     task_serializer="json",
@@ -49,3 +55,11 @@ def _fresh_connections_after_fork(**_: Any) -> None:
     from worker.db import dispose_after_fork
 
     dispose_after_fork()
+
+
+@worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    if settings.metrics_port:
+        from worker.metrics import start_server
+
+        start_server(settings.metrics_port)

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from twilio.rest.api.v2010.account.call import CallInstance
 
-from worker import gateway
+from worker import gateway, metrics
 from worker.db import session_scope
 from worker.logs import mask
 from worker.models import Attempt, AttemptStatus, Job, JobStatus, utcnow
@@ -133,9 +133,18 @@ def _create_paced(claimed: Claimed) -> CallInstance:
     pacer = get_pacer()
     for try_ in retrying:
         with try_:
-            time.sleep(pacer.reserve())
+            wait = pacer.reserve()
+            metrics.PACING_WAIT.observe(wait)
+            time.sleep(wait)
             ensure_still_dialing(claimed.job_id)
-            return gateway.create_call(claimed.params)
+            try:
+                call = gateway.create_call(claimed.params)
+            except Exception as exc:
+                code = error_code(exc)
+                metrics.TWILIO_ERRORS.labels(str(code) if code else type(exc).__name__).inc()
+                raise
+            metrics.CALLS_CREATED.inc()
+            return call
     raise AssertionError("unreachable: tenacity reraises")
 
 

@@ -49,6 +49,14 @@ def _public_url(env: Mapping[str, str]) -> str:
     return value
 
 
+def _port(env: Mapping[str, str], name: str) -> int:
+    """0 (the default) turns the listener off."""
+    port = int(_number(env, name, 0, minimum=0, integer=True))
+    if port > 65535:
+        raise SettingsError(f"{name} must be a TCP port (at most 65535), got {port}")
+    return port
+
+
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float,
             integer: bool = False) -> float:
     raw = env.get(name, "").strip()
@@ -108,6 +116,7 @@ class Settings:
     reconcile_interval: float
     reconcile_silence: float
     unknown_grace: float
+    metrics_port: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -140,6 +149,7 @@ class Settings:
             reconcile_interval=_positive(env, "DIALER_RECONCILE_INTERVAL", 60.0),
             reconcile_silence=_positive(env, "DIALER_RECONCILE_SILENCE", 180.0),
             unknown_grace=_positive(env, "DIALER_UNKNOWN_GRACE", 300.0),
+            metrics_port=_port(env, "DIALER_METRICS_PORT"),
         )
 
     def require_twilio(self) -> tuple[str, str]:

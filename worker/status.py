@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from worker import metrics
 from worker.db import session_scope
 from worker.lifecycle import (
     CALL_STATUSES,
@@ -118,6 +119,7 @@ def apply_event(session: Session, attempt: Attempt, event: Event) -> None:
         attempt.error_message = params.get("ErrorMessage")
     if is_terminal(event.call_status):
         attempt.ended_at = _timestamp(params.get("Timestamp")) or utcnow()
+        metrics.after_commit(session, metrics.OUTCOMES.labels(event.call_status).inc)
         _decide_job(session, attempt)
 
 
@@ -133,5 +135,7 @@ def _decide_job(session: Session, attempt: Attempt) -> None:
         values.update(next_attempt_at=decision.next_attempt_at, queued_at=None)
     session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.DIALING)
                     .values(**values))
+    if decision.status == JobStatus.SCHEDULED:
+        metrics.after_commit(session, metrics.RETRIES.labels(attempt.status).inc)
     log.info("job %s attempt %d ended %s -> job %s", job.id, attempt.number, attempt.status,
              decision.status.value)
