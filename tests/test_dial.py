@@ -83,7 +83,8 @@ def test_pace_is_global_across_worker_processes(make_stack, cps, calls):
     assert {c.to for c in accepted_creates(stack.sim)} == {
         f"+1415555{1000 + n:04d}" for n in range(calls)
     }
-    assert all(dialed(i) for i in ids)
+    # The last CallSid is stored a moment after its create arrived.
+    wait_for(lambda: all(dialed(i) for i in ids), timeout=10, what="every CallSid stored")
 
 
 def test_idempotency_key_gives_one_job_and_one_call(make_stack):
