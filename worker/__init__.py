@@ -14,6 +14,11 @@ _EXPORTS = {
     "get_job": "worker.producer",
     "cancel_job": "worker.producer",
     "app": "worker.celery_app",
+    "create_campaign": "worker.campaigns",
+    "pause_campaign": "worker.campaigns",
+    "resume_campaign": "worker.campaigns",
+    "cancel_campaign": "worker.campaigns",
+    "campaign_status": "worker.campaigns",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -162,10 +162,13 @@ def db_upgrade() -> None:
 
 def _mount_subcommands() -> None:
     from simulator.cli import main as simulator_main
+    from worker.cli_campaigns import campaign, dnc
     from worker.demo import demo
 
     main.add_command(simulator_main, "simulator")
     main.add_command(demo, "demo")
+    main.add_command(campaign, "campaign")
+    main.add_command(dnc, "dnc")
 
 
 _mount_subcommands()

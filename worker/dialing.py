@@ -6,18 +6,19 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from redis import Redis, RedisError
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from twilio.rest.api.v2010.account.call import CallInstance
 
-from worker import gateway, metrics
+from worker import dnc, gateway, metrics
 from worker.db import session_scope
 from worker.logs import mask
-from worker.models import Attempt, AttemptStatus, Job, JobStatus, utcnow
+from worker.models import Attempt, AttemptStatus, Campaign, CampaignStatus, Job, JobStatus, utcnow
 from worker.pacing import Pacer, PacingBacklog
 from worker.settings import get_settings
 from worker.twilio_errors import CreateFailure, classify_create_error, error_code, error_message
@@ -29,10 +30,23 @@ CREATE_BACKOFF_MAX_S = 5.0
 STATUS_CALLBACK_EVENTS = ["initiated", "ringing", "answered", "completed"]
 REDIS_DOWN_RETRY_S = 5.0
 TRANSIENT_EXHAUSTED_RETRY_S = 30.0
+NEVER_OPEN_RETRY = timedelta(hours=1)
 
 
 class NoLongerDialing(Exception):
     """The job was canceled while its worker waited for a slot."""
+
+
+class Deferred(Exception):
+    """Not now (campaign paused, outside the calling window, frequency cap): try at `until`."""
+
+    def __init__(self, until: datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.until, self.reason = until, reason
+
+
+class OnDoNotCall(Exception):
+    """The number was put on the do-not-call list after the job was enqueued."""
 
 
 @dataclass(frozen=True)
@@ -115,10 +129,44 @@ def release(claimed: Claimed, retry_in: float, reason: str) -> None:
     log.info("job %s released for %.1fs: %s", claimed.job_id, retry_in, reason)
 
 
-def ensure_still_dialing(job_id: str) -> None:
+def preflight(job_id: str) -> None:
+    """The last checks, right before calls.create: still ours, campaign active, inside the
+    recipient's calling window, not on the do-not-call list, under the frequency cap."""
+    from worker.campaigns import next_open
+
+    now = utcnow()
     with session_scope() as session:
-        if session.scalar(select(Job.status).where(Job.id == job_id)) != JobStatus.DIALING:
+        job = session.get(Job, job_id)
+        if job is None or job.status != JobStatus.DIALING:
             raise NoLongerDialing(job_id)
+        if job.campaign_id is not None:
+            campaign = session.get_one(Campaign, job.campaign_id)
+            if campaign.status != CampaignStatus.ACTIVE:
+                raise Deferred(now, f"campaign {campaign.status}")
+            opening = next_open(campaign, job.timezones, now)
+            if opening != now:
+                raise Deferred(opening or now + NEVER_OPEN_RETRY, "outside the calling window")
+        if dnc.is_listed(session, job.to):
+            raise OnDoNotCall(job_id)
+        capped_until = _frequency_cap(session, job, now)
+        if capped_until is not None:
+            raise Deferred(capped_until, "frequency cap for this number")
+
+
+def _frequency_cap(session: Session, job: Job, now: datetime) -> datetime | None:
+    """When the number may be called again, if the cap is reached (across every job)."""
+    settings = get_settings()
+    if not settings.max_calls_per_number:
+        return None
+    since = now - timedelta(hours=settings.frequency_window_hours)
+    placed = session.scalars(
+        select(Attempt.created_at).join(Job)
+        .where(Job.to == job.to, Attempt.created_at >= since, Attempt.call_sid.is_not(None))
+        .order_by(Attempt.created_at)).all()
+    if len(placed) < settings.max_calls_per_number:
+        return None
+    return placed[len(placed) - settings.max_calls_per_number] + timedelta(
+        hours=settings.frequency_window_hours)
 
 
 def _create_paced(claimed: Claimed) -> CallInstance:
@@ -136,7 +184,7 @@ def _create_paced(claimed: Claimed) -> CallInstance:
             wait = pacer.reserve()
             metrics.PACING_WAIT.observe(wait)
             time.sleep(wait)
-            ensure_still_dialing(claimed.job_id)
+            preflight(claimed.job_id)
             try:
                 call = gateway.create_call(claimed.params)
             except Exception as exc:
@@ -162,6 +210,10 @@ def dial(job_id: str) -> None:
         release(claimed, REDIS_DOWN_RETRY_S, "redis unreachable")
     except NoLongerDialing:
         discard_attempt(claimed)
+    except Deferred as exc:
+        release(claimed, max(0.0, (exc.until - utcnow()).total_seconds()), exc.reason)
+    except OnDoNotCall:
+        refuse_do_not_call(claimed)
     except Exception as exc:
         failure = classify_create_error(exc)
         if failure is CreateFailure.TRANSIENT:
@@ -181,6 +233,20 @@ def discard_attempt(claimed: Claimed) -> None:
                                               Attempt.status == AttemptStatus.CREATING))
         session.execute(update(Job).where(Job.id == claimed.job_id)
                         .values(attempts=Job.attempts - 1))
+
+
+def refuse_do_not_call(claimed: Claimed) -> None:
+    """Listed after it was enqueued: no call, and the job ends here."""
+    now = utcnow()
+    with session_scope() as session:
+        session.execute(delete(Attempt).where(Attempt.id == claimed.attempt_id,
+                                              Attempt.status == AttemptStatus.CREATING))
+        session.execute(
+            update(Job).where(Job.id == claimed.job_id, Job.status == JobStatus.DIALING).values(
+                status=JobStatus.FAILED, outcome="do-not-call", attempts=Job.attempts - 1,
+                updated_at=now))
+    log.info("job %s to %s not dialed: on the do-not-call list", claimed.job_id,
+             mask(claimed.params["to"]))
 
 
 def reject(claimed: Claimed, exc: BaseException) -> None:

@@ -12,18 +12,29 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import timedelta
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, exists, func, select, update
+from sqlalchemy.orm import Session
 
+from worker.campaigns import window_of
 from worker.db import session_scope
-from worker.models import Job, JobStatus, utcnow
+from worker.fairness import Demand, fair_share
+from worker.models import FINAL_JOB_STATUSES, Campaign, CampaignStatus, Job, JobStatus, utcnow
 from worker.settings import get_settings
+from worker.windows import is_open, next_opening, zone
 
 log = logging.getLogger(__name__)
 
-LOOKAHEAD_S = 5.0  # how far ahead of the pace the queue is filled
-MIN_BATCH = 10
+# How far ahead of the pace the dial queue is filled: enough that no slot goes idle
+# between ticks, little enough that a single call published now is behind at most this
+# much of a campaign's backlog.
+LOOKAHEAD_S = 2.0
+MIN_BATCH = 3
+WINDOW_SCAN = 500  # due jobs of one campaign examined per tick against its calling window
 
 
 def claim_due_batch(dial_queue_empty: bool) -> list[str]:
@@ -43,9 +54,14 @@ def claim_due_batch(dial_queue_empty: bool) -> list[str]:
             select(Job.id).where(Job.status == JobStatus.QUEUED, Job.queued_at < stale_before)
             .order_by(Job.queued_at).limit(budget)).all() if dial_queue_empty else []
         room = max(0, budget - in_queue - len(stale))
-        due = session.scalars(
-            select(Job.id).where(Job.status == JobStatus.SCHEDULED, Job.next_attempt_at <= now)
-            .order_by(Job.priority, Job.next_attempt_at).limit(room)).all() if room else []
+        due: list[str] = []
+        if room:
+            due = list(session.scalars(
+                select(Job.id).where(Job.status == JobStatus.SCHEDULED,
+                                     Job.next_attempt_at <= now, Job.campaign_id.is_(None))
+                .order_by(Job.priority, Job.next_attempt_at).limit(room)))
+        if room > len(due):
+            due += campaign_share(session, room - len(due), now)
         ids = list(stale)
         if due:
             ids += session.scalars(
@@ -55,7 +71,64 @@ def claim_due_batch(dial_queue_empty: bool) -> list[str]:
         if stale:
             session.execute(update(Job).where(Job.id.in_(stale), Job.status == JobStatus.QUEUED)
                             .values(queued_at=now))
+        finish_campaigns(session)
     if stale:
         log.warning("re-publishing %d jobs queued for over %ss", len(stale),
                     settings.queued_stale_after)
     return ids
+
+
+def campaign_share(session: Session, room: int, now: datetime) -> list[str]:
+    """Due jobs of active campaigns, split by weight; jobs outside their recipient's calling
+    window are moved to the window's next opening instead (retries included)."""
+    campaigns = session.scalars(select(Campaign).where(
+        Campaign.status == CampaignStatus.ACTIVE)).all()
+    ready: dict[str, list[str]] = {}
+    for campaign in campaigns:
+        rows = session.execute(
+            select(Job.id, Job.timezones).where(
+                Job.campaign_id == campaign.id, Job.status == JobStatus.SCHEDULED,
+                Job.next_attempt_at <= now)
+            .order_by(Job.next_attempt_at).limit(WINDOW_SCAN)).all()
+        if rows:
+            ready[campaign.id] = _open_now(session, campaign, rows, now)
+    shares, vtimes = fair_share(room, {c.id: Demand(c.weight, len(ready.get(c.id, [])), c.vtime)
+                                       for c in campaigns})
+    weights = {c.id: c.weight for c in campaigns}
+    for campaign_id, vtime in vtimes.items():
+        session.execute(update(Campaign).where(Campaign.id == campaign_id).values(vtime=vtime))
+    # Published interleaved, in the order fair queuing picked them, not campaign by campaign.
+    picks = sorted((vtimes[c] - (n - 1 - k) / weights[c], c, ready[c][k])
+                   for c, n in shares.items() for k in range(n))
+    return [job_id for _, _, job_id in picks]
+
+
+def _open_now(session: Session, campaign: Campaign, rows: Sequence[Row[Any]],
+              now: datetime) -> list[str]:
+    window = window_of(campaign)
+    ready: list[str] = []
+    closed: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    is_open_for: dict[tuple[str, ...], bool] = {}
+    for job_id, zones in rows:
+        key = tuple(zones or [campaign.timezone])
+        if key not in is_open_for:
+            is_open_for[key] = is_open(window, [zone(z) for z in key], now)
+        if is_open_for[key]:
+            ready.append(job_id)
+        else:
+            closed[key].append(job_id)
+    for key, ids in closed.items():
+        opening = next_opening(window, [zone(z) for z in key], now)
+        values: dict[str, Any] = ({"next_attempt_at": opening} if opening else
+                        {"status": JobStatus.FAILED, "outcome": "outside-window"})
+        session.execute(update(Job).where(Job.id.in_(ids), Job.status == JobStatus.SCHEDULED)
+                        .values(updated_at=now, **values))
+    return ready
+
+
+def finish_campaigns(session: Session) -> None:
+    """An active campaign with every job final is done."""
+    pending = exists().where(Job.campaign_id == Campaign.id,
+                             Job.status.not_in(list(FINAL_JOB_STATUSES)))
+    session.execute(update(Campaign).where(Campaign.status == CampaignStatus.ACTIVE, ~pending)
+                    .values(status=CampaignStatus.DONE, updated_at=utcnow()))

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -85,6 +86,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_jobs_to", "to"),
+        Index("ix_jobs_campaign_status_next", "campaign_id", "status", "next_attempt_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -107,12 +109,54 @@ class Job(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # The recipient's possible time zones, for a campaign's calling window.
+    timezones: Mapped[list[Any] | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     attempt_rows: Mapped[list[Attempt]] = relationship(
         back_populates="job", order_by="Attempt.number", lazy="selectin"
     )
+
+
+class CampaignStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CANCELED = "canceled"
+    DONE = "done"
+
+
+class Campaign(Base):
+    """Defaults for its jobs, its calling window, its share of the pace and its state."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    from_: Mapped[str] = mapped_column("from", String(255))
+    url: Mapped[str | None] = mapped_column(Text)
+    twiml: Mapped[str | None] = mapped_column(Text)
+    call_options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    retry_on: Mapped[list[Any]] = mapped_column()
+    retry_delays: Mapped[list[Any]] = mapped_column()
+    window_start: Mapped[str] = mapped_column(String(5))
+    window_end: Mapped[str | None] = mapped_column(String(5))
+    days: Mapped[list[Any]] = mapped_column()
+    timezone: Mapped[str] = mapped_column(String(64))
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16))
+    vtime: Mapped[float] = mapped_column(Float, default=0.0)  # fair-share virtual time
+    import_summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DoNotCall(Base):
+    __tablename__ = "do_not_call"
+
+    number: Mapped[str] = mapped_column(String(255), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Attempt(Base):

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from worker import validation
+from worker import dnc, validation
 from worker.db import session_scope
 from worker.lifecycle import is_terminal
 from worker.logs import mask
@@ -62,6 +62,8 @@ def enqueue_call(
     )
     try:
         with session_scope() as session:
+            if dnc.is_listed(session, job.to):
+                raise ValueError(f"to: {job.to} is on the do-not-call list")
             session.add(job)
     except IntegrityError:
         # The unique constraint decides between concurrent producers, not a prior read.

@@ -117,6 +117,8 @@ class Settings:
     reconcile_silence: float
     unknown_grace: float
     metrics_port: int
+    max_calls_per_number: int
+    frequency_window_hours: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -150,6 +152,9 @@ class Settings:
             reconcile_silence=_positive(env, "DIALER_RECONCILE_SILENCE", 180.0),
             unknown_grace=_positive(env, "DIALER_UNKNOWN_GRACE", 300.0),
             metrics_port=_port(env, "DIALER_METRICS_PORT"),
+            max_calls_per_number=int(_number(env, "DIALER_MAX_CALLS_PER_NUMBER", 0, minimum=0,
+                                             integer=True)),
+            frequency_window_hours=_positive(env, "DIALER_FREQUENCY_WINDOW_HOURS", 24.0),
         )
 
     def require_twilio(self) -> tuple[str, str]:

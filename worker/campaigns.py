@@ -1,0 +1,366 @@
+"""Campaigns: bulk import of contacts, pause / resume / cancel, and reports.
+
+The import is one transaction of bulk inserts (not one ORM object per row): either the
+campaign and every valid row are stored, or nothing is.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+from phonenumbers import timezone as number_zones
+from sqlalchemy import func, insert, select, update
+
+from worker import dnc, validation
+from worker.db import session_scope
+from worker.models import (
+    FINAL_JOB_STATUSES,
+    Attempt,
+    AttemptStatus,
+    Campaign,
+    CampaignStatus,
+    Job,
+    JobStatus,
+    utcnow,
+)
+from worker.settings import get_settings
+from worker.windows import Window, format_days, next_opening, parse_window, zone
+
+log = logging.getLogger(__name__)
+
+RESERVED_COLUMNS = ("to", "timezone")
+INSERT_BATCH = 5000
+CAMPAIGN_PRIORITY = 1  # single calls (0) go first
+PAUSE_DRAIN_S = 30.0  # how long pause waits for creates already being sent
+MAX_REPORTED_ERRORS = 1000
+
+
+@dataclass
+class ImportResult:
+    campaign_id: str | None
+    rows: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    do_not_call: int = 0
+    invalid: list[tuple[int, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["invalid"] = [{"line": line, "reason": reason} for line, reason in self.invalid]
+        return data
+
+
+def window_of(campaign: Campaign) -> Window:
+    hours = parse_window(f"{campaign.window_start}-{campaign.window_end or '24:00'}")
+    return Window(hours.start, hours.end, frozenset(campaign.days))
+
+
+def recipient_zones(number: str, row_zone: str | None, default: str) -> list[str]:
+    """The row's zone, else the number's (every zone it may be in), else the default."""
+    if row_zone:
+        zone(row_zone)
+        return [row_zone]
+    if number.startswith("+"):
+        zones = [z for z in number_zones.time_zones_for_number(phonenumbers.parse(number))
+                 if z != number_zones.UNKNOWN_TIMEZONE]
+        if zones:
+            return zones
+    return [default]
+
+
+def read_contacts(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) for each data row; errors name the file and what is wrong."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    if not text.strip():
+        raise ValueError(f"{path}: the file is empty")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = [c.strip().lower() for c in reader.fieldnames or []]
+    if "to" not in columns:
+        raise ValueError(f"{path}: no 'to' column in the header ({', '.join(columns)})")
+    reader.fieldnames = columns
+    for row in reader:
+        yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}
+
+
+def create_campaign(
+    name: str,
+    from_: str | None = None,
+    *,
+    contacts: Path | str | Iterable[Mapping[str, str]],
+    url: str | None = None,
+    twiml: str | None = None,
+    window: str | None = None,
+    days: str | None = None,
+    timezone: str = "UTC",
+    max_attempts: int | None = None,
+    retry_on: Iterable[str] | None = None,
+    retry_delays: Iterable[int] | None = None,
+    weight: int = 1,
+    call_options: Mapping[str, Any] | None = None,
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Create a campaign and import its contacts (a CSV path, or rows as mappings).
+
+    Invalid rows are reported and skipped (all refused with `strict`); a number repeated in
+    the file is imported once; numbers on the do-not-call list are counted, not imported.
+    Raises ValueError naming the field (or the file) for bad arguments; stores nothing then.
+    """
+    settings = get_settings()
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise ValueError("name: must be a non-empty name of at most 200 characters")
+    url, twiml = validation.check_voice_instructions(url, twiml)
+    parsed_window = parse_window(window, days)
+    zone(timezone, "timezone")
+    if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 1000:
+        raise ValueError(f"weight: must be a whole number from 1 to 1000, got {weight!r}")
+    now = utcnow()
+    campaign = {
+        "id": uuid.uuid4().hex, "name": name.strip(),
+        "from_": validation.normalize_from(from_ if from_ is not None else settings.default_from),
+        "url": url, "twiml": twiml, "call_options": validation.check_call_options(call_options),
+        "max_attempts": validation.check_max_attempts(max_attempts, settings.max_attempts),
+        "retry_on": validation.check_retry_on(retry_on, settings.retry_on),
+        "retry_delays": validation.check_retry_delays(retry_delays, settings.retry_delays),
+        "window_start": parsed_window.start.strftime("%H:%M"),
+        "window_end": parsed_window.end.strftime("%H:%M") if parsed_window.end else None,
+        "days": sorted(parsed_window.days), "timezone": timezone, "weight": weight,
+        "status": CampaignStatus.ACTIVE, "vtime": 0.0, "created_at": now, "updated_at": now,
+    }
+    rows = (read_contacts(Path(contacts)) if isinstance(contacts, (str, Path))
+            else ((n + 2, dict(r)) for n, r in enumerate(contacts)))
+    with session_scope() as session:
+        blocked = dnc.listed_numbers(session)
+    result, jobs = _prepare_jobs(rows, campaign, parsed_window, blocked, progress)
+    if strict and result.invalid:
+        line, reason = result.invalid[0]
+        raise ValueError(f"contacts: {len(result.invalid)} invalid rows, nothing imported "
+                         f"(first: line {line}: {reason})")
+    result.campaign_id = campaign["id"]
+    campaign["import_summary"] = {k: v for k, v in result.to_json().items() if k != "invalid"}
+    if not jobs:
+        campaign["status"] = CampaignStatus.DONE
+    with session_scope() as session:
+        session.execute(insert(Campaign), [campaign])
+        for start in range(0, len(jobs), INSERT_BATCH):
+            session.execute(insert(Job), jobs[start:start + INSERT_BATCH])
+    log.info("campaign %s: %d jobs imported, %d invalid, %d duplicates, %d on do-not-call",
+             campaign["id"], result.imported, len(result.invalid), result.duplicates,
+             result.do_not_call)
+    return result
+
+
+def _prepare_jobs(rows: Iterable[tuple[int, dict[str, str]]], campaign: dict[str, Any],
+                  window: Window, blocked: set[str],
+                  progress: Callable[[int], None] | None) -> tuple[ImportResult, list[dict]]:
+    result = ImportResult(None)
+    seen: set[str] = set()
+    jobs: list[dict[str, Any]] = []
+    now = utcnow()
+    opens: dict[tuple[str, ...], bool] = {}
+    for line, row in rows:
+        result.rows += 1
+        if progress is not None and result.rows % 1000 == 0:
+            progress(1000)
+        try:
+            to = validation.normalize_to(row.get("to", ""), "to")
+            zones = recipient_zones(to, row.get("timezone") or None, campaign["timezone"])
+        except ValueError as exc:
+            result.invalid.append((line, str(exc)))
+            continue
+        key = tuple(zones)
+        if key not in opens:
+            opens[key] = next_opening(window, [zone(z) for z in zones], now) is not None
+        if not opens[key]:
+            result.invalid.append((line, f"to: the window is never open in all of "
+                                         f"{to}'s time zones ({', '.join(zones[:5])}...)"))
+            continue
+        if to in seen:
+            result.duplicates += 1
+            continue
+        seen.add(to)
+        if to in blocked:
+            result.do_not_call += 1
+            continue
+        jobs.append({
+            "id": uuid.uuid4().hex, "idempotency_key": None, "campaign_id": campaign["id"],
+            "to": to, "from_": campaign["from_"], "url": campaign["url"],
+            "twiml": campaign["twiml"], "call_options": campaign["call_options"],
+            "max_attempts": campaign["max_attempts"], "retry_on": campaign["retry_on"],
+            "retry_delays": campaign["retry_delays"], "priority": CAMPAIGN_PRIORITY,
+            "status": JobStatus.SCHEDULED, "next_attempt_at": now, "queued_at": None,
+            "attempts": 0, "metadata_": {k: v for k, v in row.items()
+                                         if k not in RESERVED_COLUMNS},
+            "timezones": zones, "created_at": now, "updated_at": now,
+        })
+    if progress is not None:
+        progress(result.rows % 1000)
+    result.imported = len(jobs)
+    del result.invalid[MAX_REPORTED_ERRORS:]
+    return result, jobs
+
+
+def _campaign(session: Any, campaign_id: str) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise ValueError(f"campaign_id: no campaign {campaign_id!r}")
+    return campaign
+
+
+def pause_campaign(campaign_id: str) -> int:
+    """Stop the campaign's calls. When this returns, no create of the campaign is on its way
+    to Twilio (the ones being sent are waited for, up to PAUSE_DRAIN_S) and none will be
+    until `resume_campaign`. Returns how many calls were being sent when it was called."""
+    with session_scope() as session:
+        campaign = _campaign(session, campaign_id)
+        if campaign.status != CampaignStatus.ACTIVE:
+            raise ValueError(f"campaign_id: campaign is {campaign.status}, not active")
+        session.execute(update(Campaign).where(Campaign.id == campaign_id)
+                        .values(status=CampaignStatus.PAUSED, updated_at=utcnow()))
+        # Published but not claimed: back to waiting; a worker that gets the message
+        # finds nothing to claim.
+        session.execute(update(Job).where(Job.campaign_id == campaign_id,
+                                          Job.status == JobStatus.QUEUED)
+                        .values(status=JobStatus.SCHEDULED, queued_at=None))
+    in_flight = _creating(campaign_id)
+    deadline = time.monotonic() + PAUSE_DRAIN_S
+    while _creating(campaign_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return in_flight
+
+
+def _creating(campaign_id: str) -> int:
+    with session_scope() as session:
+        return session.scalar(
+            select(func.count()).select_from(Attempt).join(Job)
+            .where(Job.campaign_id == campaign_id,
+                   Attempt.status == AttemptStatus.CREATING)) or 0
+
+
+def resume_campaign(campaign_id: str) -> None:
+    with session_scope() as session:
+        campaign = _campaign(session, campaign_id)
+        if campaign.status != CampaignStatus.PAUSED:
+            raise ValueError(f"campaign_id: campaign is {campaign.status}, not paused")
+        session.execute(update(Campaign).where(Campaign.id == campaign_id,
+                                               Campaign.status == CampaignStatus.PAUSED)
+                        .values(status=CampaignStatus.ACTIVE, updated_at=utcnow()))
+
+
+def cancel_campaign(campaign_id: str) -> dict[str, int]:
+    """Pending jobs end `canceled`; live calls are ended through Twilio."""
+    from worker.producer import cancel_job
+
+    with session_scope() as session:
+        campaign = _campaign(session, campaign_id)
+        if campaign.status in (CampaignStatus.CANCELED, CampaignStatus.DONE):
+            raise ValueError(f"campaign_id: campaign is already {campaign.status}")
+        session.execute(update(Campaign).where(Campaign.id == campaign_id)
+                        .values(status=CampaignStatus.CANCELED, updated_at=utcnow()))
+        pending = session.execute(
+            update(Job).where(Job.campaign_id == campaign_id,
+                              Job.status.in_((JobStatus.SCHEDULED, JobStatus.QUEUED)))
+            .values(status=JobStatus.CANCELED, outcome="canceled", updated_at=utcnow())
+        ).rowcount
+        dialing = list(session.scalars(select(Job.id).where(
+            Job.campaign_id == campaign_id, Job.status == JobStatus.DIALING)))
+    ended = sum(cancel_job(job_id).canceled for job_id in dialing)
+    return {"canceled_pending": pending, "canceled_live": ended}
+
+
+def campaign_status(campaign_id: str, recent_minutes: int = 5) -> dict[str, Any]:
+    now = utcnow()
+    with session_scope() as session:
+        campaign = _campaign(session, campaign_id)
+        states = dict(session.execute(select(Job.status, func.count()).where(
+            Job.campaign_id == campaign_id).group_by(Job.status)).all())
+        outcomes = dict(session.execute(select(Job.outcome, func.count()).where(
+            Job.campaign_id == campaign_id, Job.outcome.is_not(None))
+            .group_by(Job.outcome)).all())
+        attempts = session.execute(
+            select(Attempt.status, Attempt.duration, Attempt.created_at).join(Job)
+            .where(Job.campaign_id == campaign_id)).all()
+        info = {"id": campaign.id, "name": campaign.name, "status": campaign.status,
+                "weight": campaign.weight,
+                "window": f"{campaign.window_start}-{campaign.window_end or '24:00'} "
+                          f"{format_days(campaign.days)} (recipient's local time)",
+                "created_at": campaign.created_at.isoformat(),
+                "import": campaign.import_summary}
+    placed = [a for a in attempts if a.status not in (AttemptStatus.CREATING,
+                                                      AttemptStatus.REJECTED)]
+    answered = [a for a in placed if a.status == AttemptStatus.COMPLETED]
+    recent = [a for a in placed if a.created_at >= now - timedelta(minutes=recent_minutes)]
+    per_minute = len(recent) / recent_minutes
+    pending = sum(n for s, n in states.items() if s not in FINAL_JOB_STATUSES)
+    talk = [a.duration for a in answered if a.duration is not None]
+    return {**info, "jobs": sum(states.values()), "by_state": states, "by_outcome": outcomes,
+            "attempts": len(placed),
+            "answer_rate": round(len(answered) / len(placed), 3) if placed else None,
+            "average_talk_s": round(sum(talk) / len(talk), 1) if talk else None,
+            "calls_per_minute": round(per_minute, 2), "pending": pending,
+            "eta_s": round(pending / per_minute * 60) if pending and per_minute else None}
+
+
+def list_campaigns() -> list[dict[str, Any]]:
+    with session_scope() as session:
+        rows = session.execute(
+            select(Campaign.id, Campaign.name, Campaign.status, Campaign.weight,
+                   Campaign.created_at).order_by(Campaign.created_at.desc())).all()
+        counts = Counter({(c, s): n for c, s, n in session.execute(
+            select(Job.campaign_id, Job.status, func.count())
+            .where(Job.campaign_id.is_not(None)).group_by(Job.campaign_id, Job.status))})
+    return [{"id": r.id, "name": r.name, "status": r.status, "weight": r.weight,
+             "created_at": r.created_at.isoformat(),
+             "jobs": sum(n for (c, _), n in counts.items() if c == r.id),
+             "final": sum(n for (c, s), n in counts.items()
+                          if c == r.id and s in FINAL_JOB_STATUSES)} for r in rows]
+
+
+def export_rows(campaign_id: str) -> Iterator[dict[str, Any]]:
+    """One row per recipient: final state, attempts, last outcome, talk time, metadata."""
+    with session_scope() as session:
+        _campaign(session, campaign_id)
+        jobs = session.scalars(select(Job).where(Job.campaign_id == campaign_id)
+                               .order_by(Job.created_at, Job.id)).all()
+    for job in jobs:
+        last = job.attempt_rows[-1] if job.attempt_rows else None
+        yield {"to": job.to, "state": job.status, "attempts": job.attempts,
+               "last_outcome": job.outcome or (last.status if last else ""),
+               "talk_time_s": sum(a.duration or 0 for a in job.attempt_rows
+                                  if a.status == AttemptStatus.COMPLETED),
+               "job_id": job.id, **job.metadata_}
+
+
+def write_export(campaign_id: str, out: io.TextIOBase | Any) -> int:
+    rows = list(export_rows(campaign_id))
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    writer = csv.DictWriter(out, fieldnames=columns or ["to"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return len(rows)
+
+
+def next_open(campaign: Campaign, zones: list[str] | None, after: Any) -> Any:
+    """When a job of this campaign may be dialed, at or after `after` (None: never)."""
+    return next_opening(window_of(campaign), [zone(z) for z in zones or [campaign.timezone]],
+                        after)
