@@ -66,17 +66,24 @@ def window_of(campaign: Campaign) -> Window:
     return Window(hours.start, hours.end, frozenset(campaign.days))
 
 
-def recipient_zones(number: str, row_zone: str | None, default: str) -> list[str]:
-    """The row's zone, else the number's (every zone it may be in), else the default."""
+def recipient(to: str, row_zone: str | None, default: str) -> tuple[str, list[str]]:
+    """The normalised address and its zones: the row's, else the number's (every zone it may
+    be in), else the campaign's default. The number is parsed once (most of the import)."""
+    text = to.strip() if isinstance(to, str) else to
+    if not isinstance(text, str) or not text.startswith("+"):
+        return validation.normalize_to(text, "to"), [row_zone or default]
+    number, kind = validation.parse_number(text, "to")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if row_zone:
         zone(row_zone)
-        return [row_zone]
-    if number.startswith("+"):
-        zones = [z for z in number_zones.time_zones_for_number(phonenumbers.parse(number))
-                 if z != number_zones.UNKNOWN_TIMEZONE]
-        if zones:
-            return zones
-    return [default]
+        return e164, [row_zone]
+    # time_zones_for_number would compute the number's type a second time.
+    if phonenumbers.is_number_type_geographical(kind, number.country_code):
+        found = number_zones.time_zones_for_geographical_number(number)
+    else:
+        found = number_zones.time_zones_for_number(number)
+    zones = [z for z in found if z != number_zones.UNKNOWN_TIMEZONE]
+    return e164, zones or [default]
 
 
 def read_contacts(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -160,8 +167,10 @@ def create_campaign(
         campaign["status"] = CampaignStatus.DONE
     with session_scope() as session:
         session.execute(insert(Campaign), [campaign])
+        # Core insert on the table (column names), not the ORM's bulk path: several times
+        # faster for 100,000 rows.
         for start in range(0, len(jobs), INSERT_BATCH):
-            session.execute(insert(Job), jobs[start:start + INSERT_BATCH])
+            session.execute(insert(Job.__table__), jobs[start:start + INSERT_BATCH])
     log.info("campaign %s: %d jobs imported, %d invalid, %d duplicates, %d on do-not-call",
              campaign["id"], result.imported, len(result.invalid), result.duplicates,
              result.do_not_call)
@@ -181,8 +190,8 @@ def _prepare_jobs(rows: Iterable[tuple[int, dict[str, str]]], campaign: dict[str
         if progress is not None and result.rows % 1000 == 0:
             progress(1000)
         try:
-            to = validation.normalize_to(row.get("to", ""), "to")
-            zones = recipient_zones(to, row.get("timezone") or None, campaign["timezone"])
+            to, zones = recipient(row.get("to", ""), row.get("timezone") or None,
+                                  campaign["timezone"])
         except ValueError as exc:
             result.invalid.append((line, str(exc)))
             continue
@@ -202,13 +211,13 @@ def _prepare_jobs(rows: Iterable[tuple[int, dict[str, str]]], campaign: dict[str
             continue
         jobs.append({
             "id": uuid.uuid4().hex, "idempotency_key": None, "campaign_id": campaign["id"],
-            "to": to, "from_": campaign["from_"], "url": campaign["url"],
+            "to": to, "from": campaign["from_"], "url": campaign["url"],
             "twiml": campaign["twiml"], "call_options": campaign["call_options"],
             "max_attempts": campaign["max_attempts"], "retry_on": campaign["retry_on"],
             "retry_delays": campaign["retry_delays"], "priority": CAMPAIGN_PRIORITY,
             "status": JobStatus.SCHEDULED, "next_attempt_at": now, "queued_at": None,
-            "attempts": 0, "metadata_": {k: v for k, v in row.items()
-                                         if k not in RESERVED_COLUMNS},
+            "attempts": 0, "metadata": {k: v for k, v in row.items()
+                                        if k not in RESERVED_COLUMNS},
             "timezones": zones, "created_at": now, "updated_at": now,
         })
     if progress is not None:
