@@ -38,21 +38,24 @@ from worker.processes import (
 )
 
 FINAL = {"completed", "failed", "canceled"}
-RETRY = {"max_attempts": 3, "retry_delays": [5]}
+DEMO_VOICE_URL = "https://demo.twilio.com/docs/voice.xml"
+CAMPAIGN: dict[str, Any] = {"max_attempts": 3, "retry_delays": [5],
+                            "retry_on": ["busy", "no-answer", "failed"],
+                            "call_options": {"timeout": 8, "machine_detection": "Enable"}}
 # Fictional numbers (555-01xx is reserved for fiction) with what the simulator makes of them.
-SCENARIO: dict[str, tuple[list[str], dict[str, Any]]] = {
-    "+14155550101": (["answered"], {}),
-    "+14155550102": (["busy", "answered"], {}),
-    "+14155550103": (["no-answer"], {"call_options": {"timeout": 8}}),
-    "+14155550104": (["answered:20"], {}),
-    "+14155550105": (["failed", "answered"], {}),
-    "+14155550106": (["machine"], {"call_options": {"machine_detection": "Enable"}}),
-    "+14155550107": (["error:21217"], {}),
-    "+14155550108": (["busy"], {}),
-    "+14155550109": (["answered"], {"call_options": {"record": True}}),
-    "+14155550110": (["no-answer", "answered"], {"call_options": {"timeout": 8}}),
-    "+14155550111": (["answered:5"], {"retry_on": ["no-answer"]}),
-    "+1415555": (["answered"], {}),  # not a valid number: refused when enqueued
+SCENARIO: dict[str, list[str]] = {
+    "+14155550101": ["answered"],
+    "+14155550102": ["busy", "answered"],
+    "+14155550103": ["no-answer"],
+    "+14155550104": ["answered:20"],
+    "+14155550105": ["failed", "answered"],
+    "+14155550106": ["machine"],
+    "+14155550107": ["error:21217"],
+    "+14155550108": ["busy"],
+    "+14155550109": ["no-answer", "busy", "answered"],
+    "+14155550110": ["no-answer", "answered"],
+    "+14155550111": ["answered:5"],
+    "+1415555": ["answered"],  # not a valid number: reported by the import
 }
 console = Console()
 
@@ -106,7 +109,7 @@ class DemoStack:
         port = free_port()
         account, token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
         scenario = self.rundir / "scenario.json"
-        scenario.write_text(json.dumps({"rules": {n: o for n, (o, _) in SCENARIO.items()}}))
+        scenario.write_text(json.dumps({"rules": SCENARIO}))
         wait_port(self._spawn("simulator", [
             sys.executable, "-m", "simulator", "--port", str(port), "--account-sid", account,
             "--auth-token", token, "--cps", "1", "--time-scale", str(self.time_scale),
@@ -121,17 +124,26 @@ class DemoStack:
             process.stop()
 
 
-def _enqueue(rows: list[Row], simulate: bool) -> None:
-    from worker import enqueue_call
+def _start_campaign(rows: list[Row], rundir: Path) -> str:
+    """The dozen numbers as a campaign, imported from a CSV as a user would."""
+    from sqlalchemy import select
 
-    for row in rows:
-        kwargs = {**RETRY, **SCENARIO.get(row.to, ([], {}))[1]} if simulate else dict(RETRY)
-        try:
-            row.job_id = enqueue_call(row.to, url="https://demo.twilio.com/docs/voice.xml",
-                                      **kwargs)
-            row.status = "queued"
-        except ValueError as exc:
-            row.status, row.outcome = "refused", str(exc)
+    from worker.campaigns import create_campaign
+    from worker.db import session_scope
+    from worker.models import Job
+
+    contacts = rundir / "contacts.csv"
+    contacts.write_text("to,name\n" + "".join(f"{r.to},demo {i}\n" for i, r in enumerate(rows)))
+    result = create_campaign("demo", contacts=contacts, url=DEMO_VOICE_URL, **CAMPAIGN)
+    by_line = dict(result.invalid)
+    with session_scope() as session:
+        ids = dict(session.execute(select(Job.to, Job.id).where(
+            Job.campaign_id == result.campaign_id)).all())
+    for line, row in enumerate(rows, start=2):
+        row.job_id = ids.get(row.to)
+        row.status, row.outcome = (("queued", "") if row.job_id else
+                                   ("refused", by_line.get(line, "not imported")))
+    return result.campaign_id or ""
 
 
 def _refresh(rows: list[Row]) -> bool:
@@ -144,6 +156,17 @@ def _refresh(rows: list[Row]) -> bool:
             row.attempts = " → ".join(a.status for a in job.attempt_rows)
             row.outcome = job.outcome or ""
     return all(r.job_id is None or r.status in FINAL for r in rows)
+
+
+def _print_summary(campaign_id: str) -> None:
+    from worker.campaigns import campaign_status
+
+    status = campaign_status(campaign_id)
+    rate = status["answer_rate"]
+    console.print(f"campaign {status['status']}: {status['attempts']} calls placed, "
+                  f"answer rate {'-' if rate is None else f'{rate:.0%}'}, average talk "
+                  f"{status['average_talk_s'] or '-'} s; `dialer campaign export` gives the "
+                  "table as CSV")
 
 
 def _table(rows: list[Row], elapsed: float) -> Table:
@@ -198,10 +221,10 @@ def demo(time_scale: float, timeout: float, webhook_port: int | None, keep: bool
             stack.start(redis_server)
         os.environ.update({k: v for k, v in stack.env.items()
                            if k.startswith(("DIALER_", "TWILIO_"))})
-        rows = [Row(n, ", ".join(SCENARIO[n][0]) if simulate else "real call") for n in numbers]
-        _enqueue(rows, simulate)
-        console.print(f"enqueued {sum(r.job_id is not None for r in rows)} jobs; "
-                      "dialing at 1 call/s")
+        rows = [Row(n, ", ".join(SCENARIO[n]) if simulate else "real call") for n in numbers]
+        campaign_id = _start_campaign(rows, rundir)
+        console.print(f"campaign {campaign_id}: enqueued {sum(r.job_id is not None for r in rows)}"
+                      " jobs; dialing at 1 call/s")
         started = time.monotonic()
         with Live(_table(rows, 0), console=console, refresh_per_second=4) as live:
             done = False
@@ -212,6 +235,7 @@ def demo(time_scale: float, timeout: float, webhook_port: int | None, keep: bool
         ok = done
         console.print("every job is final" if done else
                       f"[yellow]gave up after {timeout:g} s; some jobs are not final")
+        _print_summary(campaign_id)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted")
     except (RuntimeError, TimeoutError) as exc:

@@ -18,6 +18,8 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ALL_DAYS = frozenset(range(7))
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 SEARCH_DAYS = 9  # a week, plus the days a zone offset and a DST change can add
+YEAR_DAYS = 371  # every DST change of the year, wherever the search starts
+_MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -107,16 +109,32 @@ def is_open(window: Window, zones: Sequence[ZoneInfo], at: datetime) -> bool:
 
 def next_opening(window: Window, zones: Sequence[ZoneInfo], after: datetime) -> datetime | None:
     """The first instant at or after `after` when the window is open in every zone, or None
-    when it never is (zones too far apart for the window). `after` is aware."""
+    when it never is within a year (zones too far apart for the window). `after` is aware.
+
+    The next nine days answer almost every case cheaply; zones that overlap only once a DST
+    change has moved one of them (Paris and New York, 09:00-15:00, in January) need the
+    year-long search.
+    """
     if is_open(window, zones, after):
         return after
+    return (_first_opening(window, zones, after, SEARCH_DAYS)
+            or _first_opening(window, zones, after, YEAR_DAYS))
+
+
+def _first_opening(window: Window, zones: Sequence[ZoneInfo], after: datetime,
+                   days: int) -> datetime | None:
     candidates = []
     for tz in zones:
         local_day = after.astimezone(tz).date()
-        for offset in range(SEARCH_DAYS):
+        for offset in range(days):
             day = local_day + timedelta(days=offset)
             if day.weekday() in window.days:
                 opening = datetime.combine(day, window.start, tzinfo=tz).astimezone(UTC)
+                # A start in a spring-forward gap (02:30 when 02:00 jumps to 03:00) maps to
+                # the instant after the gap; the window opened when the clocks jumped.
+                while ((local := (opening - _MINUTE).astimezone(tz)).date() == day
+                       and local.time() >= window.start):
+                    opening -= _MINUTE
                 if opening > after:
                     candidates.append(opening)
     return next((c for c in sorted(candidates) if is_open(window, zones, c)), None)
