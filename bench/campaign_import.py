@@ -1,4 +1,4 @@
-"""How fast a campaign CSV is imported: `python -m bench.campaign_import [--rows N] [--database URL]`.
+"""How fast a campaign CSV is imported: `python -m bench.campaign_import [--rows N]`.
 
 Writes a CSV of N distinct valid US numbers with two metadata columns, imports it with
 create_campaign (validation, time zones, DNC and duplicate checks, bulk inserts) into a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -27,7 +28,8 @@ def test_metrics_count_calls_outcomes_retries_and_callbacks(make_stack, tmp_path
     from worker import enqueue_call
 
     worker_port = free_port()
-    stack = make_stack(DIALER_CALLS_PER_SECOND="20", DIALER_METRICS_PORT=str(worker_port))
+    stack = make_stack(DIALER_CALLS_PER_SECOND="20", DIALER_METRICS_PORT=str(worker_port),
+                       DIALER_LOG_FORMAT="json")
     stack.sim.set_scenario({TO: ["busy", "answered"]})
     # The webhook's gunicorn workers sum their figures in a directory of their own.
     (tmp_path / "webhook-metrics").mkdir()
@@ -68,3 +70,10 @@ def test_metrics_count_calls_outcomes_retries_and_callbacks(make_stack, tmp_path
     assert sample(worker, "dialer_retries_scheduled_total", outcome="busy") == 1
     assert sample(worker, "dialer_pacing_wait_seconds_count") == 2
     assert sample(worker, "dialer_jobs", state="completed") == 1
+
+    # The same run's logs: JSON lines from our loggers, and no phone number whole.
+    worker_log = next(p for p in stack.processes if p.name == "w1").log()
+    lines = [json.loads(line) for line in worker_log.splitlines() if line.startswith("{")]
+    assert any(line["logger"] == "worker.status" for line in lines)
+    for process in stack.processes:
+        assert TO not in process.log(), process.name

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_process_init,
+    worker_ready,
+)
 from kombu import Queue
 
 from worker.settings import EVENTS_QUEUE, HANDLE_STATUS_TASK, get_settings
@@ -63,3 +69,11 @@ def _serve_metrics(**_: Any) -> None:
         from worker.metrics import start_server
 
         start_server(settings.metrics_port)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _safe_logs(logger: logging.Logger, **_: Any) -> None:
+    from worker.logs import configure
+
+    configure(logger.handlers, settings.log_json)

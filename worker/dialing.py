@@ -282,7 +282,9 @@ def record_created(claimed: Claimed, call: CallInstance) -> None:
         recorded = session.execute(
             update(Attempt).where(Attempt.id == claimed.attempt_id,
                                   Attempt.status == AttemptStatus.CREATING)
-            .values(call_sid=call.sid, status=status)).rowcount
+            # `queued`, not the answer's status: a terminal one written here would bypass
+            # apply_event, so the job would never be decided (and no longer look silent).
+            .values(call_sid=call.sid, status=AttemptStatus.QUEUED)).rowcount
         adopt_orphan_events(session, call.sid)
         job_status = session.scalar(select(Job.status).where(Job.id == claimed.job_id))
     if not recorded:

@@ -1,6 +1,20 @@
-"""Logging helpers: phone numbers never appear whole in a log line."""
+"""Logging: phone numbers never appear whole in a log line, and JSON lines on request.
+
+Callers mask numbers themselves (`mask`); `MaskNumbers` is the safety net for what they
+did not write (a library's message, an exception text). Standard library only, so the
+webhook can use it without pulling in the worker.
+"""
 
 from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime
+
+# E.164 as it appears in text: + and 8 to 15 digits; kept: the last four.
+_NUMBER = re.compile(r"\+\d{4,11}(\d{4})\b")
+_STANDARD = set(vars(logging.makeLogRecord({})))
 
 
 def mask(address: str | None) -> str:
@@ -10,3 +24,42 @@ def mask(address: str | None) -> str:
     if address.startswith(("sip:", "client:")):
         return address.split(":", 1)[0] + ":***"
     return "***" + address[-4:]
+
+
+def mask_numbers(text: str) -> str:
+    return _NUMBER.sub(r"***\1", text)
+
+
+class MaskNumbers(logging.Filter):
+    """Rewrites the record's final message with every E.164 number masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_numbers(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+                "level": record.levelname, "logger": record.name,
+                "message": record.getMessage()}
+        # Extra fields too: Celery puts a task's arguments (numbers included) there.
+        data.update({k: v for k, v in vars(record).items()
+                     if k not in _STANDARD and not k.startswith("_")})
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return mask_numbers(json.dumps(data, default=str))
+
+
+def configure(handlers: list[logging.Handler], json_lines: bool) -> None:
+    """Mask numbers on every handler given; switch them to JSON lines if asked."""
+    for handler in handlers:
+        if not any(isinstance(f, MaskNumbers) for f in handler.filters):
+            handler.addFilter(MaskNumbers())
+        if json_lines:
+            handler.setFormatter(JsonFormatter())

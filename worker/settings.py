@@ -49,6 +49,13 @@ def _public_url(env: Mapping[str, str]) -> str:
     return value
 
 
+def _log_format(env: Mapping[str, str]) -> str:
+    value = env.get("DIALER_LOG_FORMAT", "").strip().lower() or "text"
+    if value not in ("text", "json"):
+        raise SettingsError(f"DIALER_LOG_FORMAT must be text or json, got {value!r}")
+    return value
+
+
 def _port(env: Mapping[str, str], name: str) -> int:
     """0 (the default) turns the listener off."""
     port = int(_number(env, name, 0, minimum=0, integer=True))
@@ -119,6 +126,7 @@ class Settings:
     metrics_port: int
     max_calls_per_number: int
     frequency_window_hours: float
+    log_json: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -155,6 +163,7 @@ class Settings:
             max_calls_per_number=int(_number(env, "DIALER_MAX_CALLS_PER_NUMBER", 0, minimum=0,
                                              integer=True)),
             frequency_window_hours=_positive(env, "DIALER_FREQUENCY_WINDOW_HOURS", 24.0),
+            log_json=_log_format(env) == "json",
         )
 
     def require_twilio(self) -> tuple[str, str]:

@@ -1,0 +1,50 @@
+"""Phone numbers masked in every log line; JSON lines when asked."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from worker.logs import JsonFormatter, MaskNumbers, mask, mask_numbers
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("calling +14155550123 now", "calling ***0123 now"),
+    ("+447911123456,+33612345678", "***3456,***5678"),
+    ("order +1234 is short", "order +1234 is short"),  # too short to be a number
+    ("no numbers here: 20429", "no numbers here: 20429"),
+])
+def test_numbers_in_text_keep_only_their_last_four_digits(text: str, expected: str) -> None:
+    assert mask_numbers(text) == expected
+
+
+def test_mask_keeps_the_scheme_of_sip_and_client_addresses() -> None:
+    assert mask("sip:alice@example.com") == "sip:***"
+    assert mask("client:agent") == "client:***"
+    assert mask("+14155550123") == "***0123"
+    assert mask(None) == "-"
+
+
+def _record(message: str, *args: object, **extra: object) -> logging.LogRecord:
+    record = logging.makeLogRecord({"name": "t", "levelname": "INFO", "levelno": 20,
+                                    "msg": message, "args": args})
+    record.__dict__.update(extra)
+    return record
+
+
+def test_the_filter_masks_numbers_passed_as_arguments() -> None:
+    record = _record("job %s to %s", "abc", "+14155550123")
+    assert MaskNumbers().filter(record)
+    assert record.getMessage() == "job abc to ***0123"
+
+
+def test_json_lines_carry_the_message_masked_and_extra_fields() -> None:
+    line = JsonFormatter().format(_record("to %s", "+14155550123", job_id="j1",
+                                          data={"kwargs": {"To": "+14155550123"}}))
+    data = json.loads(line)
+    assert data["message"] == "to ***0123"
+    assert data["job_id"] == "j1"
+    assert data["data"] == {"kwargs": {"To": "***0123"}}
+    assert data["level"] == "INFO" and data["logger"] == "t" and "time" in data
