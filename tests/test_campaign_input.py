@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.stack import VOICE_URL
-from tests.test_producer import dialer
+from tests.support.stack import VOICE_URL, dialer
 
 pytestmark = pytest.mark.integration
 

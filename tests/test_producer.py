@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.stack import VOICE_URL, clean_environ
+from tests.support.stack import VOICE_URL, dialer
 
 TO = "+14155550123"
 
@@ -69,11 +67,6 @@ def test_numbers_are_normalised_and_addresses_pass_through(producer_env):
     assert (job.max_attempts, job.retry_delays, job.retry_on) == (
         5, [5, 10], ["busy", "no-answer", "failed"])
     assert job.status == "queued"
-
-
-def dialer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker.cli", *args], capture_output=True,
-                          text=True, env={**clean_environ(), **env}, timeout=60)
 
 
 CLI_BAD = [

@@ -6,6 +6,8 @@ and SQLite or PostgreSQL.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,6 +92,12 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"===== {p.name}\n{p.log()[-4000:]}" for p in self.processes)
+
+
+def dialer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`dialer ARGS` as a user runs it, with only these settings."""
+    return subprocess.run([sys.executable, "-m", "worker.cli", *args], capture_output=True,
+                          text=True, env={**clean_environ(), **env}, timeout=60)
 
 
 def job_in(job_id: str, statuses: Iterable[str]) -> Job | None:
