@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import phonenumbers
+from phonenumbers import timezone as number_zones
 
 from worker.settings import CALL_STATUSES_RETRYABLE
+from worker.windows import zone
 
 # SIP URIs and Client identifiers are valid `To` values for Twilio as they are.
 _SIP = re.compile(r"sip:[^@\s]+@[A-Za-z0-9.\-]+(:\d+)?(;[^\s]*)?", re.IGNORECASE)
@@ -86,6 +88,38 @@ def parse_number(text: str, field_name: str) -> tuple[phonenumbers.PhoneNumber, 
     if kind == phonenumbers.PhoneNumberType.UNKNOWN:
         raise ValueError(f"{field_name}: {text!r} is not a valid phone number")
     return number, kind
+
+
+def recipient(to: object, row_zone: str | None, default: str) -> tuple[str, tuple[str, ...]]:
+    """A campaign row's normalised address and its zones: the row's, else the number's (every
+    zone it may be in), else the campaign's default. The number is parsed once."""
+    text = to.strip() if isinstance(to, str) else to
+    if not isinstance(text, str) or not text.startswith("+"):
+        return normalize_to(text, "to"), (row_zone or default,)
+    number, kind = parse_number(text, "to")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if row_zone:
+        zone(row_zone)
+        return e164, (row_zone,)
+    # time_zones_for_number would compute the number's type a second time.
+    if phonenumbers.is_number_type_geographical(kind, number.country_code):
+        found = number_zones.time_zones_for_geographical_number(number)
+    else:
+        found = number_zones.time_zones_for_number(number)
+    return e164, tuple(z for z in found if z != number_zones.UNKNOWN_TIMEZONE) or (default,)
+
+
+def recipients(rows: Sequence[tuple[object, str | None]], default: str
+               ) -> list[tuple[str, tuple[str, ...]] | str]:
+    """recipient() of each (to, row zone), or the ValueError's message for an invalid one:
+    a plain function of plain data, so a process pool can share the work of an import."""
+    checked: list[tuple[str, tuple[str, ...]] | str] = []
+    for to, row_zone in rows:
+        try:
+            checked.append(recipient(to, row_zone, default))
+        except ValueError as exc:
+            checked.append(str(exc))
+    return checked
 
 
 def normalize_from(value: object, field_name: str = "from_") -> str:
