@@ -115,11 +115,18 @@ def claim(job_id: str) -> Claimed | None:
         return Claimed(job_id, attempt.id, attempt.number, create_params(job))
 
 
+def _drop_attempt(session: Session, claimed: Claimed) -> bool:
+    """Delete our `creating` attempt. False if it is gone: the reconciler took it from a
+    worker that looked dead, and the job may be someone else's claim by now."""
+    return bool(session.execute(delete(Attempt).where(
+        Attempt.id == claimed.attempt_id, Attempt.status == AttemptStatus.CREATING)).rowcount)
+
+
 def release(claimed: Claimed, retry_in: float, reason: str) -> None:
     """Undo a claim whose create was surely never sent: the attempt did not happen."""
     with session_scope() as session:
-        session.execute(delete(Attempt).where(Attempt.id == claimed.attempt_id,
-                                              Attempt.status == AttemptStatus.CREATING))
+        if not _drop_attempt(session, claimed):
+            return
         session.execute(
             update(Job)
             .where(Job.id == claimed.job_id, Job.status == JobStatus.DIALING)
@@ -229,18 +236,17 @@ def dial(job_id: str) -> None:
 def discard_attempt(claimed: Claimed) -> None:
     """The job was canceled before its create was sent: the attempt never happened."""
     with session_scope() as session:
-        session.execute(delete(Attempt).where(Attempt.id == claimed.attempt_id,
-                                              Attempt.status == AttemptStatus.CREATING))
-        session.execute(update(Job).where(Job.id == claimed.job_id)
-                        .values(attempts=Job.attempts - 1))
+        if _drop_attempt(session, claimed):
+            session.execute(update(Job).where(Job.id == claimed.job_id)
+                            .values(attempts=Job.attempts - 1))
 
 
 def refuse_do_not_call(claimed: Claimed) -> None:
     """Listed after it was enqueued: no call, and the job ends here."""
     now = utcnow()
     with session_scope() as session:
-        session.execute(delete(Attempt).where(Attempt.id == claimed.attempt_id,
-                                              Attempt.status == AttemptStatus.CREATING))
+        if not _drop_attempt(session, claimed):
+            return
         session.execute(
             update(Job).where(Job.id == claimed.job_id, Job.status == JobStatus.DIALING).values(
                 status=JobStatus.FAILED, outcome="do-not-call", attempts=Job.attempts - 1,
@@ -249,12 +255,20 @@ def refuse_do_not_call(claimed: Claimed) -> None:
              mask(claimed.params["to"]))
 
 
+def _mark_attempt(session: Session, claimed: Claimed, **values: Any) -> bool:
+    """Settle our `creating` attempt; False if the reconciler already took it (see above)."""
+    return bool(session.execute(update(Attempt).where(
+        Attempt.id == claimed.attempt_id, Attempt.status == AttemptStatus.CREATING)
+        .values(**values)).rowcount)
+
+
 def reject(claimed: Claimed, exc: BaseException) -> None:
     code, message = error_code(exc), error_message(exc)
     now = utcnow()
     with session_scope() as session:
-        session.execute(update(Attempt).where(Attempt.id == claimed.attempt_id).values(
-            status=AttemptStatus.REJECTED, error_code=code, error_message=message, ended_at=now))
+        if not _mark_attempt(session, claimed, status=AttemptStatus.REJECTED, error_code=code,
+                             error_message=message, ended_at=now):
+            return
         session.execute(
             update(Job).where(Job.id == claimed.job_id, Job.status == JobStatus.DIALING).values(
                 status=JobStatus.FAILED, outcome=str(code) if code else "rejected",
@@ -266,9 +280,14 @@ def reject(claimed: Claimed, exc: BaseException) -> None:
 def mark_unknown(claimed: Claimed, exc: BaseException) -> None:
     """A create that may have reached Twilio: never resent blindly; the reconciler decides."""
     with session_scope() as session:
-        session.execute(update(Attempt).where(Attempt.id == claimed.attempt_id).values(
-            status=AttemptStatus.UNKNOWN, error_code=error_code(exc),
-            error_message=error_message(exc)))
+        # updated_at: the reconciler's grace for finding the call counts from this answer.
+        if not _mark_attempt(session, claimed, status=AttemptStatus.UNKNOWN,
+                             error_code=error_code(exc), error_message=error_message(exc),
+                             updated_at=utcnow()):
+            log.error("job %s: attempt %d was released while its create ran, and the create's "
+                      "answer was ambiguous: a call may exist that no attempt holds",
+                      claimed.job_id, claimed.number)
+            return
     log.warning("job %s attempt %d ambiguous create (%s); left for the reconciler",
                 claimed.job_id, claimed.number, error_message(exc))
 

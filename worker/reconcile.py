@@ -18,6 +18,7 @@ from twilio.rest.api.v2010.account.call import CallInstance
 from worker import gateway, status
 from worker.db import session_scope
 from worker.dialing import longest_create_s
+from worker.lifecycle import TERMINAL_CALL_STATUSES
 from worker.logs import mask
 from worker.models import Attempt, AttemptStatus, Event, Job, JobStatus, utcnow
 from worker.settings import get_settings
@@ -73,8 +74,8 @@ def unresolved_attempts(now: datetime) -> list[dict[str, Any]]:
     stuck_before = now - timedelta(seconds=longest_create_s())
     with session_scope() as session:
         rows = session.execute(
-            select(Attempt.id, Attempt.job_id, Attempt.status, Attempt.created_at, Job.to,
-                   Job.from_)
+            select(Attempt.id, Attempt.job_id, Attempt.status, Attempt.created_at,
+                   Attempt.updated_at, Job.to, Job.from_)
             .join(Job, Job.id == Attempt.job_id)
             .where(Attempt.call_sid.is_(None), Attempt.status.in_(UNRESOLVED),
                    or_(Attempt.status == AttemptStatus.UNKNOWN,
@@ -96,9 +97,17 @@ def resolve(attempt: dict[str, Any], now: datetime) -> None:
     if free:
         adopt(attempt, free[0])
         return
-    grace = timedelta(seconds=max(get_settings().unknown_grace, longest_create_s()))
-    if now - attempt["created_at"] >= grace:
+    if now >= last_possible_create(attempt) + timedelta(seconds=get_settings().unknown_grace):
         release_unplaced(attempt)
+
+
+def last_possible_create(attempt: dict[str, Any]) -> datetime:
+    """When the attempt's create can last have reached Twilio: an `unknown` one at its
+    ambiguous answer; a `creating` one (its worker died) as late as a live worker's
+    last try. The grace after it is for Twilio to list the call."""
+    if attempt["status"] == AttemptStatus.UNKNOWN:
+        return attempt["updated_at"]
+    return attempt["created_at"] + timedelta(seconds=longest_create_s())
 
 
 def adopt(attempt: dict[str, Any], call: CallInstance) -> None:
@@ -129,6 +138,26 @@ def release_unplaced(attempt: dict[str, Any]) -> None:
                     attempt["job_id"], mask(attempt["to"]))
 
 
+def decide_stranded(now: datetime) -> int:
+    """Decide `dialing` jobs whose current attempt has ended. The status handler decides in
+    the transaction that ends the attempt, so nothing known leaves one; this makes any
+    cause harmless instead of leaving the job in `dialing` for ever."""
+    settled_before = now - timedelta(seconds=get_settings().reconcile_silence)
+    with session_scope() as session:
+        stranded = session.scalars(
+            select(Attempt).join(Job, (Job.id == Attempt.job_id)
+                                 & (Job.attempts == Attempt.number))
+            .where(Job.status == JobStatus.DIALING,
+                   Attempt.status.in_(TERMINAL_CALL_STATUSES),
+                   Attempt.updated_at < settled_before)
+            .limit(200).with_for_update()).all()
+        for attempt in stranded:
+            log.error("job %s was left dialing after its attempt ended %s; deciding it now",
+                      attempt.job_id, attempt.status)
+            status.decide_job(session, attempt)
+    return len(stranded)
+
+
 def reconcile() -> dict[str, int]:
     now = utcnow()
     silent = silent_attempts(now)
@@ -140,4 +169,5 @@ def reconcile() -> dict[str, int]:
             resolve(attempt, now)
         except TwilioRestException as exc:
             log.warning("reconciler could not list calls: %s", exc.msg)
-    return {"refreshed": len(silent), "unresolved": len(unresolved)}
+    return {"refreshed": len(silent), "unresolved": len(unresolved),
+            "stranded": decide_stranded(now)}

@@ -120,10 +120,11 @@ def apply_event(session: Session, attempt: Attempt, event: Event) -> None:
     if is_terminal(event.call_status):
         attempt.ended_at = _timestamp(params.get("Timestamp")) or utcnow()
         metrics.after_commit(session, metrics.OUTCOMES.labels(event.call_status).inc)
-        _decide_job(session, attempt)
+        decide_job(session, attempt)
 
 
-def _decide_job(session: Session, attempt: Attempt) -> None:
+def decide_job(session: Session, attempt: Attempt) -> None:
+    """Apply the retry policy to the job of an attempt that just ended (once: compare-and-set)."""
     job = session.get_one(Job, attempt.job_id, with_for_update=True)
     if job.status != JobStatus.DIALING or job.attempts != attempt.number:
         return  # final already (canceled meanwhile), or an older attempt's late report

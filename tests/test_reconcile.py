@@ -1,0 +1,127 @@
+"""The reconciler's decisions and the worker's late steps, against a real database (and the
+simulator where Twilio's call list is read), with the clock passed in instead of waited for."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from twilio.base.exceptions import TwilioRestException
+
+from tests.support.jobs import dialing_job
+from tests.support.stack import VOICE_URL
+
+TO = "+14155552301"
+URI = "/2010-04-01/Accounts/AC/Calls.json"
+
+
+def state(job_id: str) -> tuple[Any, ...]:
+    from worker import get_job
+
+    job = get_job(job_id)
+    return job.status, job.attempts, [(a.number, a.status) for a in job.attempt_rows]
+
+
+def unresolved(attempt_id: int) -> dict[str, Any]:
+    """The row as the reconciler reads it (unresolved_attempts' columns)."""
+    from worker.db import session_scope
+    from worker.models import Attempt, Job
+
+    with session_scope() as session:
+        attempt = session.get_one(Attempt, attempt_id)
+        job = session.get_one(Job, attempt.job_id)
+        return {"id": attempt.id, "job_id": job.id, "status": attempt.status,
+                "created_at": attempt.created_at, "updated_at": attempt.updated_at,
+                "to": job.to, "from_": job.from_}
+
+
+@pytest.mark.parametrize("late_step", ["release", "reject", "discard", "do-not-call", "unknown"])
+def test_a_worker_whose_attempt_was_given_up_leaves_the_new_claim_alone(producer_env, late_step):
+    """A stalled worker wakes after the reconciler released its attempt and the job was
+    claimed again: whatever its create's fate, it must not touch the new claim."""
+    from worker import dialing, enqueue_call
+    from worker.db import session_scope
+    from worker.models import Job
+    from worker.reconcile import release_unplaced
+
+    job_id = enqueue_call(TO, url=VOICE_URL, max_attempts=3)
+    stalled = dialing.claim(job_id)
+    assert stalled is not None
+    release_unplaced(unresolved(stalled.attempt_id))
+    with session_scope() as session:  # what the dispatcher does with a due job
+        session.execute(update(Job).where(Job.id == job_id).values(status="queued"))
+    assert dialing.claim(job_id) is not None
+    claimed_again = state(job_id)
+    assert claimed_again == ("dialing", 1, [(1, "creating")])
+
+    error = TwilioRestException(400 if late_step == "reject" else 500, URI, "late", code=21217)
+    {"release": lambda: dialing.release(stalled, 0, "late"),
+     "reject": lambda: dialing.reject(stalled, error),
+     "discard": lambda: dialing.discard_attempt(stalled),
+     "do-not-call": lambda: dialing.refuse_do_not_call(stalled),
+     "unknown": lambda: dialing.mark_unknown(stalled, error)}[late_step]()
+    assert state(job_id) == claimed_again
+
+
+def test_a_dialing_job_whose_attempt_ended_is_decided(producer_env):
+    """Nothing known leaves this state; if anything does, the reconciler heals it, once the
+    attempt has been settled for longer than the silence threshold."""
+    from worker.db import session_scope
+    from worker.models import Attempt, utcnow
+    from worker.reconcile import decide_stranded
+    from worker.settings import get_settings
+
+    job_id = dialing_job(TO, "CA" + "1" * 32, max_attempts=1)
+    ended = utcnow()
+    with session_scope() as session:
+        session.execute(update(Attempt).where(Attempt.job_id == job_id)
+                        .values(status="busy", ended_at=ended, updated_at=ended))
+    silence = timedelta(seconds=get_settings().reconcile_silence)
+
+    assert decide_stranded(ended + silence / 2) == 0
+    assert state(job_id) == ("dialing", 1, [(1, "busy")])
+    assert decide_stranded(ended + silence * 2) == 1
+    assert state(job_id) == ("failed", 1, [(1, "busy")])
+    assert decide_stranded(ended + silence * 2) == 0
+
+
+def test_an_ambiguous_create_waits_its_grace_from_the_answer_then_is_dialed_again(make_stack):
+    """No call in Twilio's list: an `unknown` attempt is given up DIALER_UNKNOWN_GRACE after
+    its ambiguous answer, however long ago it was claimed."""
+    from worker import enqueue_call
+    from worker.dialing import claim, mark_unknown
+    from worker.reconcile import resolve
+
+    make_stack(DIALER_UNKNOWN_GRACE="30")
+    job_id = enqueue_call(TO, url=VOICE_URL, max_attempts=3)
+    claimed = claim(job_id)
+    assert claimed is not None
+    mark_unknown(claimed, TwilioRestException(500, URI, "Internal Server Error", code=20500))
+    attempt = unresolved(claimed.attempt_id)
+    answered = attempt["updated_at"]
+
+    resolve(attempt, answered + timedelta(seconds=29))
+    assert state(job_id) == ("dialing", 1, [(1, "unknown")])
+    resolve(attempt, answered + timedelta(seconds=30))
+    assert state(job_id)[:2] == ("scheduled", 0)
+
+
+def test_a_dead_workers_attempt_waits_for_its_last_possible_create_plus_the_grace(make_stack):
+    """A `creating` attempt of a killed worker: a live worker could have sent its create as
+    late as longest_create_s() after the claim; Twilio then gets the grace to list it."""
+    from worker import get_job
+    from worker.dialing import longest_create_s
+    from worker.reconcile import resolve
+
+    make_stack(DIALER_UNKNOWN_GRACE="30")
+    job_id = dialing_job(TO, max_attempts=3)
+    (attempt_row,) = get_job(job_id).attempt_rows
+    attempt = unresolved(attempt_row.id)
+    last_create = attempt["created_at"] + timedelta(seconds=longest_create_s())
+
+    resolve(attempt, last_create + timedelta(seconds=29))
+    assert state(job_id) == ("dialing", 1, [(1, "creating")])
+    resolve(attempt, last_create + timedelta(seconds=30))
+    assert state(job_id)[:2] == ("scheduled", 0)
