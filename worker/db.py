@@ -59,11 +59,26 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Apply every migration (what `dialer db upgrade` does)."""
-    with engine.begin() as connection:
-        cfg = alembic_config(engine)
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+    """Apply every migration (what `dialer db upgrade` does).
+
+    On SQLite, foreign keys are off meanwhile, as SQLite's procedure for altering a table
+    asks: dropping the old copy of a table must not fire ON DELETE actions on the rows that
+    point to it. The check after the migrations makes sure nothing was left dangling.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:  # on the driver's connection: inside a transaction the pragma is a no-op
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                cfg = alembic_config(engine)
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise RuntimeError("a migration left rows pointing at missing rows")
+        finally:
+            if sqlite:
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 _engines: dict[str, Engine] = {}

@@ -161,7 +161,9 @@ class DoNotCall(Base):
 
 class Attempt(Base):
     __tablename__ = "attempts"
-    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_attempts_job_number"),)
+    # AUTOINCREMENT: a released attempt's id must never come back (see migration 0003).
+    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_attempts_job_number"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
