@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
+from tests.support.jobs import dialing_job as claimed_job
 from tests.support.stack import VOICE_URL
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared/fixtures/twilio_status_callbacks.json"
@@ -17,20 +19,8 @@ BODIES = json.loads(FIXTURES.read_text())
 SID = BODIES["answered_call_sequence"][0]["CallSid"]
 
 
-def dialing_job(**kwargs) -> str:
-    """A job claimed by the real claim code, its attempt holding the fixtures' CallSid."""
-    from worker import enqueue_call
-    from worker.db import session_scope
-    from worker.dialing import claim
-    from worker.models import Attempt
-
-    job_id = enqueue_call(BODIES["answered_call_sequence"][0]["To"], url=VOICE_URL, **kwargs)
-    claimed = claim(job_id)
-    assert claimed is not None
-    with session_scope() as session:
-        session.execute(update(Attempt).where(Attempt.id == claimed.attempt_id)
-                        .values(call_sid=SID, status="queued"))
-    return job_id
+def dialing_job(**kwargs: Any) -> str:
+    return claimed_job(BODIES["answered_call_sequence"][0]["To"], SID, **kwargs)
 
 
 def events(call_sid: str = SID) -> list:
