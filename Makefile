@@ -25,3 +25,7 @@ test: venv redis
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+bench: venv redis
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench
