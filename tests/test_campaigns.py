@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -67,10 +69,20 @@ def test_a_campaign_of_fifty_reaches_done_with_per_recipient_results(make_stack,
     result = create_campaign("fifty", contacts=path, url=VOICE_URL, max_attempts=2,
                              retry_delays=[1], call_options={"timeout": 5})
     assert (result.rows, result.imported, result.invalid) == (50, 50, [])
+    watch = subprocess.Popen([sys.executable, "-m", "worker.cli", "campaign", "watch",
+                              result.campaign_id, "--interval", "0.2"], env=stack.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     status = wait_for(lambda: campaign_done(result.campaign_id), timeout=120,
                       what="the campaign to be done")
     assert status["by_state"] == {"completed": 30, "failed": 20}
+    # watch ends by itself once the campaign is done, its last table the final totals
+    out, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, err
+    final = out[out.rindex("fifty ("):]
+    assert "· done" in final
+    rows = [line.strip("│ ").split(" │ ") for line in final.splitlines()]
+    assert ["completed", "30"] in [[cell.strip() for cell in row] for row in rows]
     out = io.StringIO()
     assert write_export(result.campaign_id, out) == 50
     rows = {r["to"]: r for r in csv.DictReader(io.StringIO(out.getvalue()))}
