@@ -107,13 +107,13 @@ class Chaos:
                                   **CALLBACK_FAULTS)
 
 
-def enqueue(stack: Stack, jobs: int) -> dict[str, str]:
+def enqueue(stack: Stack, jobs: int, rng: random.Random) -> dict[str, str]:
     from worker import enqueue_call
 
     numbers = [f"+1415555{3000 + n:04d}" for n in range(jobs)]
     kinds = [kind for kind, share, _ in MIX for _ in range(share)]
     options = {tuple(kind): extra for kind, _, extra in MIX}
-    scenario = {number: kinds[n % len(kinds)] for n, number in enumerate(numbers)}
+    scenario = {number: rng.choice(kinds) for number in numbers}
     stack.sim.set_scenario(scenario)
     return {number: enqueue_call(number, url=VOICE_URL, retry_delays=[1], max_attempts=3,
                                  **options[tuple(scenario[number])])
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         stack.start_all(workers=2, concurrency=2)
         chaos = Chaos(stack, redis_server, postgres, rng)
         chaos.api_errors(after_create=False)
-        ids = enqueue(stack, args.jobs)
+        ids = enqueue(stack, args.jobs, rng)
         started = time.monotonic()
         faults: list[Callable[[], None]] = [
             chaos.kill_a_worker,
