@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 
-from worker.logs import JsonFormatter, MaskNumbers, mask, mask_numbers
+from worker.logs import JsonFormatter, configure, mask, mask_numbers
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -34,10 +35,20 @@ def _record(message: str, *args: object, **extra: object) -> logging.LogRecord:
     return record
 
 
-def test_the_filter_masks_numbers_passed_as_arguments() -> None:
-    record = _record("job %s to %s", "abc", "+14155550123")
-    assert MaskNumbers().filter(record)
-    assert record.getMessage() == "job abc to ***0123"
+def test_text_lines_mask_numbers_in_arguments_and_tracebacks_in_the_handlers_format() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    configure([handler], json_lines=False)
+    configure([handler], json_lines=False)  # again, as Celery may: wrapped once
+    try:
+        raise ValueError("cannot call +14155550123")
+    except ValueError:
+        record = _record("job %s to %s", "abc", "+14155550123")
+        record.exc_info = sys.exc_info()
+    line = handler.format(record)
+    assert line.startswith("[INFO] job abc to ***0123\n")
+    assert "ValueError: cannot call ***0123" in line
+    assert "4155550123" not in line
 
 
 def test_json_lines_carry_the_message_masked_and_extra_fields() -> None:

@@ -1,8 +1,8 @@
 """Logging: phone numbers never appear whole in a log line, and JSON lines on request.
 
-Callers mask numbers themselves (`mask`); `MaskNumbers` is the safety net for what they
-did not write (a library's message, an exception text). Standard library only, so the
-webhook can use it without pulling in the worker.
+Callers mask numbers themselves (`mask`); the handlers' formatters are the safety net for
+what they did not write (a library's message, an exception and its traceback, a task's
+arguments). Standard library only, so the webhook can use it without pulling in the worker.
 """
 
 from __future__ import annotations
@@ -30,15 +30,16 @@ def mask_numbers(text: str) -> str:
     return _NUMBER.sub(r"***\1", text)
 
 
-class MaskNumbers(logging.Filter):
-    """Rewrites the record's final message with every E.164 number masked."""
+class MaskedText(logging.Formatter):
+    """A handler's own formatter, its whole output masked: the traceback too, which a
+    filter on the message cannot reach."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_numbers(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_numbers(self.inner.format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -57,9 +58,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(handlers: list[logging.Handler], json_lines: bool) -> None:
-    """Mask numbers on every handler given; switch them to JSON lines if asked."""
+    """Mask numbers in everything the handlers write; JSON lines if asked."""
     for handler in handlers:
-        if not any(isinstance(f, MaskNumbers) for f in handler.filters):
-            handler.addFilter(MaskNumbers())
         if json_lines:
             handler.setFormatter(JsonFormatter())
+        elif not isinstance(handler.formatter, MaskedText):
+            handler.setFormatter(MaskedText(handler.formatter or logging.Formatter()))
