@@ -224,6 +224,7 @@ def main() -> None:
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     (results / f"chaos-{args.database}.json").write_text(json.dumps(figures, indent=2))
+    print(f"every process's log is kept in {workdir}")
 
 
 if __name__ == "__main__":
