@@ -1,0 +1,46 @@
+"""The dialer with its global pace swapped for what users do instead, for bench/pacing.py.
+
+    NAIVE_LIMITER=rate_limit NAIVE_RATE_LIMIT=1/s celery -A bench.naive_dialer worker ...
+    NAIVE_LIMITER=none celery -A bench.naive_dialer worker ...
+
+This is the project's own Celery app and tasks (claim, preflight, create, record, status
+handling: every step and cost the same), with one change: the Redis pacer is replaced by
+one that never waits. With `rate_limit`, Celery's built-in `rate_limit` is set on
+place_call instead; Celery enforces it in each worker instance's consumer, not across
+instances, so two instances may dial at twice the rate. With `none`, nothing limits the
+creates. The comparison therefore measures the limiter and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+
+from worker import dialing
+from worker.celery_app import app
+from worker.tasks import place_call
+
+__all__ = ["app"]
+
+LIMITERS = ("rate_limit", "none")
+
+
+class Unpaced:
+    """A pacer that grants every slot at once: the dialer without its global pace."""
+
+    def reserve(self) -> float:
+        return 0.0
+
+
+def _install() -> None:
+    """Patch before the worker forks, so every prefork child dials without the pace."""
+    limiter = os.environ.get("NAIVE_LIMITER", "rate_limit")
+    if limiter not in LIMITERS:
+        raise RuntimeError(f"NAIVE_LIMITER must be one of {', '.join(LIMITERS)}, "
+                           f"got {limiter!r}")
+    dialing.get_pacer = Unpaced  # type: ignore[assignment]
+    if limiter == "rate_limit":
+        # The consumer reads the task's rate_limit when it starts and builds its token bucket.
+        place_call.rate_limit = os.environ.get("NAIVE_RATE_LIMIT", "1/s")
+
+
+_install()
