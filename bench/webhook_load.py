@@ -1,0 +1,424 @@
+"""Signed status callbacks per second, and their latency, through the webhook under gunicorn.
+
+    python -m bench.webhook_load [--configs 2x4,4x2] [--rates 100,500,1000,2000]
+                                 [--clients 16,64] [--duration 8] [--runs 3] [--profile]
+
+Starts a private redis-server and the webhook exactly as `webhook_argv` runs it (gunicorn,
+gthread workers; WORKERSxTHREADS in --configs overrides the counts), with signature
+verification and publishing to Redis on. The load comes from this process: aiohttp, bodies
+signed in advance (Twilio's status callback fields, four statuses per call), so the
+generator spends its CPU on HTTP only. Throughput uses closed-loop clients that send as
+fast as answers come back: their best rate is the capacity. Latency figures use an
+open-loop schedule (request i is due at i/rate and its latency counts from then, so a
+stalled server cannot hide its queue); rates past 1.5x the capacity are skipped (they
+would only measure a queue growing), except the goal's 500/s.
+
+Every phase checks that each 204 left exactly one message in Redis. The generator shares
+the 2 cores with gunicorn and Redis, so its own CPU share is reported beside each figure.
+Prints a table and writes bench/results/webhook_load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import redis
+
+from bench.common import (
+    exit_cleanly_on_sigterm,
+    fmt_spread,
+    machine,
+    percentile,
+    print_table,
+    servers,
+    spread,
+    wait_for_quiet,
+    write_results,
+)
+from bench.procstats import Profiler, Tracked, print_hot_spots, self_cpu_s
+from simulator.signing import signature
+from tests.support.stack import clean_environ
+from worker.processes import Process, free_port, wait_port, webhook_argv
+from worker.settings import EVENTS_QUEUE
+
+ACCOUNT_SID = "AC" + "be" * 16
+AUTH_TOKEN = "bench-webhook-token"
+RESULTS = Path(__file__).resolve().parent / "results" / "webhook_load.json"
+GOAL_MAX_PER_S = 2000
+GOAL_P99_MS_AT_500 = 20.0
+GOAL_P99_AT_PER_S = 500.0
+SKIP_PAST_CAPACITY = 1.5  # open-loop rates above this times the closed-loop best are skipped
+STATUSES = ("initiated", "ringing", "in-progress", "completed")
+REQUEST_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A callback ready to send: signing costs CPU the generator must not spend mid-run."""
+    body: bytes
+    headers: dict[str, str]
+
+
+def signed_callbacks(url: str, calls: int) -> list[Signed]:
+    """Four callbacks per made-up call, shaped as Twilio sends them, signed for `url`."""
+    out: list[Signed] = []
+    for n in range(calls):
+        call_sid = f"CA{n:032x}"
+        for seq, status in enumerate(STATUSES):
+            params = {
+                "AccountSid": ACCOUNT_SID, "CallSid": call_sid, "CallStatus": status,
+                "From": "+15105550100", "To": f"+1415{n % 10_000_000:07d}",
+                "Caller": "+15105550100", "Called": f"+1415{n % 10_000_000:07d}",
+                "Direction": "outbound-api", "ApiVersion": "2010-04-01",
+                "CallbackSource": "call-progress-events", "SequenceNumber": str(seq),
+                "Timestamp": "Tue, 24 Nov 2026 10:00:00 +0000",
+                "ToCity": "SAN FRANCISCO", "ToState": "CA", "ToZip": "94105",
+                "ToCountry": "US", "FromCity": "OAKLAND", "FromState": "CA",
+                "FromZip": "94612", "FromCountry": "US",
+            }
+            if status == "completed":
+                params |= {"CallDuration": "7", "Duration": "1", "SipResponseCode": "200"}
+            headers = {"Content-Type": "application/x-www-form-urlencoded",
+                       "X-Twilio-Signature": signature(AUTH_TOKEN, url, params.items()),
+                       "I-Twilio-Idempotency-Token": f"{ACCOUNT_SID}-{n:024x}{seq:08x}"}
+            out.append(Signed(urlencode(params).encode(), headers))
+    return out
+
+
+@dataclass
+class Phase:
+    """What one phase saw: latencies of the answered requests, counts per status."""
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    late_starts: int = 0  # open loop: requests the generator sent > 1 ms after their time
+
+    def done(self, status: str, latency: float | None) -> None:
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if latency is not None:
+            self.latencies.append(latency)
+
+
+async def _post(session: aiohttp.ClientSession, url: str, item: Signed, due: float,
+                phase: Phase) -> None:
+    """One callback; latency counts from `due`, failures by exception name."""
+    try:
+        async with session.post(url, data=item.body, headers=item.headers) as response:
+            await response.read()
+            phase.done(str(response.status), time.perf_counter() - due)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        phase.done(type(exc).__name__, None)
+
+
+async def open_loop(url: str, items: list[Signed], rate: float, duration: float) -> Phase:
+    """Request i is due at start + i/rate, whatever happened to the earlier ones."""
+    phase = Phase()
+    total = max(1, round(rate * duration))
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512),
+                                     timeout=timeout) as session:
+        pending: set[asyncio.Task[None]] = set()
+        start = time.perf_counter() + 0.02
+        for i in range(total):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0.0005:
+                await asyncio.sleep(delay)
+            elif delay < -0.001:
+                phase.late_starts += 1
+            task = asyncio.create_task(_post(session, url, items[i % len(items)], due, phase))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        if pending:
+            await asyncio.wait(pending)
+    return phase
+
+
+async def closed_loop(url: str, items: list[Signed], clients: int, duration: float) -> Phase:
+    """`clients` connections, each sending its next callback as soon as one is answered."""
+    phase = Phase()
+    counter = iter(range(sys.maxsize))
+    stop_at = time.perf_counter() + duration
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients),
+                                     timeout=timeout) as session:
+
+        async def client() -> None:
+            while (now := time.perf_counter()) < stop_at:
+                await _post(session, url, items[next(counter) % len(items)], now, phase)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return phase
+
+
+def run_phase(kind: str, level: float, url: str, items: list[Signed], duration: float,
+              webhook: Tracked, broker: Tracked, queue: redis.Redis,
+              profiler: Profiler | None = None) -> dict[str, Any]:
+    """One open- or closed-loop phase, with the CPU of webhook, Redis and generator."""
+    queue.delete(EVENTS_QUEUE)
+    webhook.start()
+    broker.start()
+    if profiler is not None:
+        profiler.start({"webhook": webhook.root}, duration - 1)
+    cpu0, wall0 = self_cpu_s(), time.perf_counter()
+    if kind == "open":
+        phase = asyncio.run(open_loop(url, items, level, duration))
+    else:
+        phase = asyncio.run(closed_loop(url, items, int(level), duration))
+    wall = time.perf_counter() - wall0
+    gen_cpu = self_cpu_s() - cpu0
+    hook_cpu, redis_cpu = webhook.sample(), broker.sample()
+    published = int(queue.llen(EVENTS_QUEUE))
+    ok = phase.statuses.get("204", 0)
+    lat = phase.latencies
+    return {
+        "kind": kind,
+        "offered_per_s" if kind == "open" else "clients": level,
+        "requests": sum(phase.statuses.values()),
+        "statuses": phase.statuses,
+        "published": published,
+        "published_matches_204": published == ok,
+        "wall_s": round(wall, 2),
+        "accepted_per_s": round(ok / wall, 1),
+        "p50_ms": round(percentile(lat, 50) * 1000, 2),
+        "p90_ms": round(percentile(lat, 90) * 1000, 2),
+        "p99_ms": round(percentile(lat, 99) * 1000, 2),
+        "max_ms": round(max(lat, default=float("nan")) * 1000, 2),
+        "late_starts": phase.late_starts,
+        "generator_cpu_pct": round(100 * gen_cpu / wall, 1),
+        "webhook_cpu_pct": round(100 * hook_cpu / wall, 1),
+        "redis_cpu_pct": round(100 * redis_cpu / wall, 1),
+        "webhook_cpu_ms_per_callback": round(1000 * hook_cpu / ok, 3) if ok else None,
+        **({"profile": profiler.finish()} if profiler is not None else {}),
+    }
+
+
+@dataclass(frozen=True)
+class Config:
+    """gunicorn's shape: WORKERSxTHREADS, `+shm` for its heartbeat file on /dev/shm."""
+
+    workers: int
+    threads: int
+    shm: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Config:
+        shape, _, flag = text.strip().partition("+")
+        workers, threads = (int(x) for x in shape.split("x"))
+        if workers < 1 or threads < 1 or flag not in ("", "shm"):
+            raise ValueError(text)
+        return cls(workers, threads, flag == "shm")
+
+    def __str__(self) -> str:
+        return f"{self.workers}x{self.threads}{'+shm' if self.shm else ''}"
+
+    def argv(self, port: int) -> list[str]:
+        """webhook_argv as deployed, with these counts swapped in."""
+        argv = webhook_argv(port, self.workers)
+        argv[argv.index("--threads") + 1] = str(self.threads)
+        if self.shm:
+            # gthread touches this file on every loop turn; on ext4 that is a journaled
+            # inode update (gunicorn's docs suggest tmpfs where /tmp is a disk).
+            argv[-1:-1] = ["--worker-tmp-dir", "/dev/shm"]
+        return argv
+
+
+def run_config(workdir: Path, redis_url: str, redis_pid: int, config: Config,
+               args: argparse.Namespace, profile_to: Path | None) -> dict[str, Any]:
+    """One gunicorn config: closed loop first (its best rate is the capacity), then the open-
+    loop rates, skipping those far past capacity (they only measure a growing queue) except
+    the goal's 500/s, which is always measured."""
+    port = free_port()
+    env = {**clean_environ(), "PYTHONUNBUFFERED": "1",
+           "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+           "DIALER_PUBLIC_URL": f"http://127.0.0.1:{port}", "DIALER_REDIS_URL": redis_url}
+    url = f"http://127.0.0.1:{port}/twilio/status"
+    items = signed_callbacks(url, args.calls)  # the port is part of the signed URL
+    load = round(os.getloadavg()[0], 2)
+    process = Process(f"webhook-{port}", config.argv(port), env, workdir)
+    try:
+        wait_port(process, port)
+        webhook = Tracked("webhook", process.proc.pid)
+        broker = Tracked("redis", redis_pid)
+        queue = redis.Redis.from_url(redis_url)
+        asyncio.run(closed_loop(url, items, 8, 2.0))  # warm up: imports, connections, caches
+        phases = []
+        for n, clients in enumerate(args.clients):
+            # The profile, when asked for, covers the most concurrent closed loop.
+            profiler = (Profiler(profile_to) if profile_to is not None
+                        and n == len(args.clients) - 1 else None)
+            phases.append(run_phase("closed", clients, url, items, args.duration, webhook,
+                                    broker, queue, profiler))
+        capacity = max(p["accepted_per_s"] for p in phases)
+        skipped = [r for r in args.rates
+                   if r > SKIP_PAST_CAPACITY * capacity and r != GOAL_P99_AT_PER_S]
+        phases += [run_phase("open", rate, url, items, args.duration, webhook, broker, queue)
+                   for rate in args.rates if rate not in skipped]
+        queue.delete(EVENTS_QUEUE)
+        return {"config": str(config), "workers": config.workers, "threads": config.threads,
+                "worker_tmp_dir_shm": config.shm, "load_1m_at_start": load,
+                "load_1m_at_end": round(os.getloadavg()[0], 2),
+                "open_rates_skipped_past_capacity": skipped,
+                "gunicorn_processes": webhook.processes,
+                "peak_rss_kb": webhook.peak_rss_kb, "phases": phases}
+    finally:
+        process.stop()
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (config, phase) with min/median/max over the runs."""
+    rows: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for run in runs:
+        for phase in run["phases"]:
+            level = phase.get("offered_per_s", phase.get("clients"))
+            rows.setdefault((run["config"], phase["kind"], level), []).append(phase)
+    return [{
+        "config": config, "kind": kind, "level": level, "runs": len(phases),
+        **{name: spread([p[name] for p in phases])
+           for name in ("accepted_per_s", "p50_ms", "p99_ms", "generator_cpu_pct",
+                        "webhook_cpu_pct", "redis_cpu_pct", "webhook_cpu_ms_per_callback")},
+        "all_204_published": all(p["published_matches_204"] for p in phases),
+        "non_204": sum(n for p in phases for s, n in p["statuses"].items() if s != "204"),
+    } for (config, kind, level), phases in rows.items()]
+
+
+def table(summary: list[dict[str, Any]]) -> str:
+    """The printed table, each row with the goal it answers."""
+    headers = ["gunicorn", "offered load", "accepted/s", "p50 ms", "p99 ms", "goal",
+               "generator CPU %", "webhook CPU %", "redis CPU %", "webhook CPU ms/callback",
+               "non-204", "published = 204s"]
+    rows = []
+    for row in summary:
+        load = (f"{row['level']:g}/s open loop" if row["kind"] == "open"
+                else f"{row['level']} clients closed loop")
+        if row["kind"] == "closed":
+            goal = f"accepted >= {GOAL_MAX_PER_S}/s"
+        elif row["level"] == GOAL_P99_AT_PER_S:
+            goal = f"p99 < {GOAL_P99_MS_AT_500:g} ms"
+        else:
+            goal = "-"
+        rows.append([row["config"], load, fmt_spread(row["accepted_per_s"], 0),
+                     fmt_spread(row["p50_ms"], 1), fmt_spread(row["p99_ms"], 1), goal,
+                     fmt_spread(row["generator_cpu_pct"], 0),
+                     fmt_spread(row["webhook_cpu_pct"], 0), fmt_spread(row["redis_cpu_pct"], 0),
+                     fmt_spread(row["webhook_cpu_ms_per_callback"], 2), str(row["non_204"]),
+                     "yes" if row["all_204_published"] else "NO"])
+    return print_table(
+        f"Webhook: signed callbacks through gunicorn to Redis, median (min-max) of "
+        f"{max((r['runs'] for r in summary), default=0)} runs (goal: >= {GOAL_MAX_PER_S}/s; "
+        f"p99 < {GOAL_P99_MS_AT_500:g} ms at 500/s)", headers, rows)
+
+
+def verdict(summary: list[dict[str, Any]]) -> dict[str, Any]:
+    """The issue's goals, per config: max accepted/s >= 2000; p99 < 20 ms at 500/s."""
+    out: dict[str, Any] = {}
+    for config in dict.fromkeys(r["config"] for r in summary):
+        mine = [r for r in summary if r["config"] == config]
+        best = max((r["accepted_per_s"]["median"] or 0) for r in mine)
+        at_500 = [r for r in mine if r["kind"] == "open" and r["level"] == GOAL_P99_AT_PER_S]
+        p99 = at_500[0]["p99_ms"]["median"] if at_500 else None
+        out[config] = {"max_accepted_per_s_median": best,
+                       "max_goal_met": best >= GOAL_MAX_PER_S,
+                       "p99_ms_at_500_median": p99,
+                       "p99_goal_met": p99 is not None and p99 < GOAL_P99_MS_AT_500}
+    return out
+
+
+def report_run(result: dict[str, Any]) -> None:
+    """One line per phase as it is measured, and the profile's headline if one was taken."""
+    for p in result["phases"]:
+        level = p.get("offered_per_s", p.get("clients"))
+        print(f"  {p['kind']:6} {level:>6}: {p['accepted_per_s']:>7}/s  "
+              f"p50 {p['p50_ms']} ms  p99 {p['p99_ms']} ms  "
+              f"gen {p['generator_cpu_pct']}%  {p['statuses']}", flush=True)
+        for name, spots in p.get("profile", {}).items():
+            print_hot_spots(f"{name} ({p['kind']} {level})", spots)
+    if result["open_rates_skipped_past_capacity"]:
+        print(f"  skipped open-loop rates past {SKIP_PAST_CAPACITY:g}x capacity: "
+              f"{result['open_rates_skipped_past_capacity']}", flush=True)
+
+
+def _numbers(kind: type, text: str) -> list[Any]:
+    return [kind(part) for part in text.split(",") if part.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default="2x4,4x2",
+                        help="gunicorn WORKERSxTHREADS[+shm] to compare; the first is the "
+                             "reference for the goals; 2x4 is webhook_argv's (2x4,4x2)")
+    parser.add_argument("--rates", default="100,500,1000,2000",
+                        help="open-loop offered rates, callbacks/s (100,500,1000,2000)")
+    parser.add_argument("--clients", default="16,64",
+                        help="closed-loop concurrent clients, for the maximum (16,64)")
+    parser.add_argument("--duration", type=float, default=8, help="seconds per phase (8)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of every config (3)")
+    parser.add_argument("--calls", type=int, default=2000,
+                        help="distinct calls signed in advance, 4 callbacks each (2000)")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy gunicorn's workers during the first run's most concurrent "
+                             "closed loop (costs CPU: that phase's figures are not the reference)")
+    parser.add_argument("--max-load", type=float, default=1.0,
+                        help="wait for the 1-min load average below this (1.0)")
+    parser.add_argument("--quiet-timeout", type=float, default=180,
+                        help="longest wait for that, s; the load is recorded either way (180)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
+    args = parser.parse_args(argv)
+    try:
+        configs = [Config.parse(c) for c in args.configs.split(",")]
+        args.rates = _numbers(float, args.rates)
+        args.clients = _numbers(int, args.clients)
+    except ValueError:
+        parser.error("--configs is WxT[+shm],...; --rates and --clients are numbers, comma-"
+                     "separated")
+    if args.runs < 1 or args.duration <= 0:
+        parser.error("--runs must be >= 1 and --duration > 0")
+    exit_cleanly_on_sigterm()
+    settings = {k: v for k, v in vars(args).items() if k != "output"}
+    runs: list[dict[str, Any]] = []
+    quiet = wait_for_quiet(args.max_load, args.quiet_timeout)
+    with servers() as started:
+        assert started.redis.proc is not None
+        try:
+            for run in range(args.runs):
+                # Rotate the order so drift on the shared machine hits every config alike.
+                order = configs[run % len(configs):] + configs[:run % len(configs)]
+                for config in order:
+                    print(f"run {run + 1}/{args.runs}: gunicorn {config}", flush=True)
+                    profile_to = (args.output.with_name(f"webhook_load-profile-{config}")
+                                  if args.profile and run == 0 else None)
+                    result = run_config(started.workdir, started.redis.url,
+                                        started.redis.proc.pid, config, args, profile_to)
+                    runs.append({"run": run + 1, **result})
+                    report_run(result)
+        except KeyboardInterrupt:
+            print("interrupted: writing what was measured", file=sys.stderr)
+    summary = summarise(runs)
+    goals = verdict(summary)
+    table(summary)
+    for config, v in goals.items():
+        print(f"{config}: max {v['max_accepted_per_s_median']}/s (goal >= {GOAL_MAX_PER_S}: "
+              f"{'met' if v['max_goal_met'] else 'not met'}); p99 at 500/s "
+              f"{v['p99_ms_at_500_median']} ms (goal < {GOAL_P99_MS_AT_500:g}: "
+              f"{'met' if v['p99_goal_met'] else 'not met'})")
+    reference = goals.get(str(configs[0]), {})
+    write_results("webhook_load", {
+        "benchmark": "webhook_load", "machine": machine(), "settings": settings,
+        "load_before": quiet, "reference_config": str(configs[0]),
+        "goals_met": bool(reference.get("max_goal_met") and reference.get("p99_goal_met")),
+        "goals": {"max_accepted_per_s": GOAL_MAX_PER_S,
+                  "p99_ms_at_500_per_s": GOAL_P99_MS_AT_500},
+        "verdict": goals, "summary": summary, "runs": runs}, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
