@@ -50,6 +50,7 @@ from sqlalchemy import case, func, insert, select
 
 from bench.common import (
     Servers,
+    add_run_options,
     exit_cleanly_on_sigterm,
     machine,
     point_producer_at,
@@ -432,11 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the worker and webhook trees during each window "
                              "(costs CPU: figures from such a run are not the reference)")
-    parser.add_argument("--max-load", type=float, default=1.0,
-                        help="wait for the 1-min load average below this (1.0)")
-    parser.add_argument("--quiet-timeout", type=float, default=180,
-                        help="longest wait for that, s; the load is recorded either way (180)")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
+    add_run_options(parser, RESULTS, max_load=True)
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     try:

@@ -8,6 +8,7 @@ tests/support/servers.py, the dialer's processes from tests/support/stack.py
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -48,6 +49,18 @@ WARM_UP_CALLS = 8
 # dispatch every 1 s decides how late a retry fires.
 PRODUCTION_TICKS = {"DIALER_DISPATCH_INTERVAL": "1", "DIALER_QUEUED_STALE_SECONDS": "120",
                     "DIALER_TWILIO_TIMEOUT": "15"}
+
+
+def add_run_options(parser: argparse.ArgumentParser, output: Path | None = None,
+                    max_load: bool = False) -> None:
+    """The options every measuring benchmark takes alike: the quiet wait and the JSON's path."""
+    if max_load:
+        parser.add_argument("--max-load", type=float, default=QUIET_LOAD,
+                            help=f"wait for the 1-min load average below this ({QUIET_LOAD})")
+    parser.add_argument("--quiet-timeout", type=float, default=QUIET_TIMEOUT_S,
+                        help="longest wait for a quiet machine before measuring, s; the load "
+                             f"is recorded either way ({QUIET_TIMEOUT_S:.0f})")
+    parser.add_argument("--output", type=Path, default=output, help="where the JSON goes")
 
 
 def exit_cleanly_on_sigterm() -> None:

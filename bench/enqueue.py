@@ -24,11 +24,11 @@ import io
 import pstats
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from bench.common import (
     Servers,
+    add_run_options,
     describe_loads,
     exit_cleanly_on_sigterm,
     fmt_spread,
@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of one run per backend")
-    parser.add_argument("--quiet-timeout", type=float, default=180,
-                        help="longest wait for load < 1.0 before the first run (180 s)")
-    parser.add_argument("--output", type=Path, help="where the JSON goes")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     exit_cleanly_on_sigterm()
     info = machine()

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.common import (
@@ -38,6 +37,7 @@ from bench.common import (
     VOICE_URL,
     WARM_UP_CALLS,
     Servers,
+    add_run_options,
     describe_loads,
     dialer_stack,
     exit_cleanly_on_sigterm,
@@ -154,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cps", type=float, default=1.0, help="the pace (1, the default)")
     parser.add_argument("--runs", type=int, default=3, help="runs (3)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--quiet-timeout", type=float, default=180,
-                        help="longest wait for load < 1.0 before the first run (180 s)")
-    parser.add_argument("--output", type=Path, help="where the JSON goes")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     exit_cleanly_on_sigterm()
     info = machine()

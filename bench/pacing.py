@@ -51,6 +51,7 @@ from bench.common import (
     VOICE_URL,
     WARM_UP_CALLS,
     Servers,
+    add_run_options,
     describe_loads,
     dialer_stack,
     exit_cleanly_on_sigterm,
@@ -243,9 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql",
                         help="the dialer's database: PostgreSQL, as two machines need (default)")
-    parser.add_argument("--quiet-timeout", type=float, default=180,
-                        help="longest wait for load < 1.0 before the first measurement (180 s)")
-    parser.add_argument("--output", type=Path, help="where the JSON goes")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     if len(args.calls) != len(args.cps):
         parser.error("give one --calls value per --cps value")

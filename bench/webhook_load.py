@@ -34,6 +34,7 @@ import aiohttp
 import redis
 
 from bench.common import (
+    add_run_options,
     exit_cleanly_on_sigterm,
     fmt_spread,
     machine,
@@ -366,11 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="py-spy gunicorn's workers during the first run's most concurrent "
                              "closed loop (costs CPU: that phase's figures are not the reference)")
-    parser.add_argument("--max-load", type=float, default=1.0,
-                        help="wait for the 1-min load average below this (1.0)")
-    parser.add_argument("--quiet-timeout", type=float, default=180,
-                        help="longest wait for that, s; the load is recorded either way (180)")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
+    add_run_options(parser, RESULTS, max_load=True)
     args = parser.parse_args(argv)
     try:
         configs = [Config.parse(c) for c in args.configs.split(",")]
