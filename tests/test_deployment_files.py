@@ -485,3 +485,11 @@ def test_dockerignore_keeps_secrets_out_and_the_build_inputs_in():
         assert ignored(path), path
     for path in ("pyproject.toml", "README.md", "worker", "webhook", "simulator"):
         assert not ignored(path), path
+
+
+def test_every_worker_serves_its_metrics_on_a_port_the_stack_can_reach():
+    worker = services()["worker"]
+    port = Settings.from_env(environment(worker)).metrics_port
+    assert port, "the worker's metrics are off in the compose stack"
+    assert str(port) in [str(p) for p in worker.get("expose", [])]
+    assert port not in published(worker), "scaled copies cannot share a host port"
