@@ -152,6 +152,18 @@ def test_valid_callback_is_published_once(webhook: Served, broker: redis.Redis) 
     }]
 
 
+def test_message_headers_name_the_call_but_not_the_numbers(webhook: Served,
+                                                          broker: redis.Redis) -> None:
+    params = callback()
+    assert webhook.post(params).status_code == 204
+    headers = json.loads(broker.lindex(EVENTS_QUEUE, 0))["headers"]
+    assert headers["argsrepr"] == "()"
+    assert params["CallSid"] in headers["kwargsrepr"]
+    assert params["CallStatus"] in headers["kwargsrepr"]
+    assert params["To"] not in headers["kwargsrepr"]
+    assert params["From"] not in headers["kwargsrepr"]
+
+
 def test_without_idempotency_token_publishes_none(webhook: Served, broker: redis.Redis) -> None:
     assert webhook.post(callback()).status_code == 204
     assert published(broker)[0]["kwargs"]["idempotency_token"] is None
