@@ -86,13 +86,18 @@ def handle_status(params: dict[str, str], idempotency_token: str | None = None,
 
 
 def adopt_orphan_events(session: Session, call_sid: str) -> None:
-    """Apply callbacks that arrived before the worker stored this CallSid."""
-    attempt = session.scalar(select(Attempt).where(Attempt.call_sid == call_sid))
-    if attempt is None:
-        return
+    """Apply callbacks that arrived before the worker stored this CallSid.
+
+    Orphans first: there are usually none, and then the attempt need not be loaded.
+    """
     orphans = session.scalars(
         select(Event).where(Event.call_sid == call_sid, Event.attempt_id.is_(None))
         .order_by(Event.sequence_number)).all()
+    if not orphans:
+        return
+    attempt = session.scalar(select(Attempt).where(Attempt.call_sid == call_sid))
+    if attempt is None:
+        return
     for event in orphans:
         event.attempt_id = attempt.id
         apply_event(session, attempt, event)
