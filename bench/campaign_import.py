@@ -112,12 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                 ["figure", "goal", "measured"], rows)
     print("\n" + describe_loads([r["load"] for f in measured.values() for r in f["runs"]]))
     write_results("campaign_import", {
-        "benchmark": "campaign_import",
-        "command": "python -m bench.campaign_import " + " ".join(argv if argv is not None
-                                                                  else sys.argv[1:]),
         "results": results,
         "goals_met": all(f["rows_per_s"]["min"] >= GOAL_ROWS_PER_S for f in measured.values()),
-    })
+    }, argv=argv)
     return 0
 
 

@@ -468,11 +468,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{backend}: highest sustained rate {rate} calls/s (goal {GOAL_CALLS_PER_S})"
               + (f"; at most {seen}/s finished when offered more" if seen else ""))
     write_results("ceiling", {
-        "benchmark": "ceiling", "machine": machine() | {"postgresql": postgresql},
+        "machine": machine() | {"postgresql": postgresql},
         "settings": settings, "load_before": quiet,
         "goal_calls_per_s": GOAL_CALLS_PER_S, "highest_sustained": best,
         "goals_met": all(r is not None and r >= GOAL_CALLS_PER_S for r in best.values()),
-        "steps": steps}, args.output)
+        "steps": steps}, args.output, argv)
     return 0
 
 

@@ -233,9 +233,13 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
     return text
 
 
-def write_results(name: str, data: dict[str, Any], output: Path | None = None) -> Path:
+def write_results(name: str, data: dict[str, Any], output: Path | None = None,
+                  argv: Sequence[str] | None = None) -> Path:
+    """bench/results/NAME.json, headed by the benchmark's name and the command that ran it."""
     path = output or RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join([f"python -m bench.{name}", *(argv if argv is not None else sys.argv[1:])])
+    data = {"benchmark": name, "command": command, **data}
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return path

@@ -148,16 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     loads = [r["load"]["load_1m"] for r in runs]
     print("\n" + describe_loads([r["load"] for r in runs]))
     write_results("enqueue", {
-        "benchmark": "enqueue",
-        "command": "python -m bench.enqueue " + " ".join(argv if argv is not None
-                                                          else sys.argv[1:]),
         "machine": info, "runs": args.runs, "jobs_per_run": args.jobs,
         "load_1m_per_run": {"min": min(loads), "max": max(loads)},
         "summary": summary,
         "goals_met": all((s["jobs_per_s"]["min"] or 0) >= GOAL_JOBS_PER_S
                          for s in summary.values()),
         "table": printed, "per_run": runs, "profiles": profiles,
-    }, args.output)
+    }, args.output, argv)
     return 0
 
 

@@ -190,9 +190,6 @@ def main(argv: list[str] | None = None) -> int:
     loads = [r["load"]["load_1m"] for r in runs]
     print("\n" + describe_loads([r["load"] for r in runs]))
     write_results("latency", {
-        "benchmark": "latency",
-        "command": "python -m bench.latency " + " ".join(argv if argv is not None
-                                                          else sys.argv[1:]),
         "machine": info, "runs": args.runs, "settings": vars(args) | {"output": None},
         "layout": "webhook (gunicorn 2x4), beat, 2 worker instances x 2; simulator "
                   f"in-process at time scale {TIME_SCALE}; dispatch interval 1 s",
@@ -202,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         and (summary["retry_late_max_s"]["max"] or 1e9) < GOAL_RETRY_LATE_S
         and summary["lost"]["max"] == 0,
         "table": printed, "per_run": runs,
-    }, args.output)
+    }, args.output, argv)
     return 0
 
 

@@ -266,9 +266,6 @@ def main(argv: list[str] | None = None) -> int:
     dialer = {cps: summary[f"dialer @ {cps:g}/s"] for cps, _ in rates
               if f"dialer @ {cps:g}/s" in summary}
     write_results("pacing", {
-        "benchmark": "pacing",
-        "command": "python -m bench.pacing " + " ".join(argv if argv is not None
-                                                         else sys.argv[1:]),
         "machine": info,
         "layout": "webhook, beat, 2 Celery worker instances x concurrency 2 (4 processes); "
                   f"simulator in-process at time scale {TIME_SCALE}; database "
@@ -282,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             for cps, s in dialer.items()),
         "tables": printed,
         "measurements": runs,
-    }, args.output)
+    }, args.output, argv)
     return 0
 
 

@@ -408,12 +408,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{'met' if v['p99_goal_met'] else 'not met'})")
     reference = goals.get(str(configs[0]), {})
     write_results("webhook_load", {
-        "benchmark": "webhook_load", "machine": machine(), "settings": settings,
+        "machine": machine(), "settings": settings,
         "load_before": quiet, "reference_config": str(configs[0]),
         "goals_met": bool(reference.get("max_goal_met") and reference.get("p99_goal_met")),
         "goals": {"max_accepted_per_s": GOAL_MAX_PER_S,
                   "p99_ms_at_500_per_s": GOAL_P99_MS_AT_500},
-        "verdict": goals, "summary": summary, "runs": runs}, args.output)
+        "verdict": goals, "summary": summary, "runs": runs}, args.output, argv)
     return 0
 
 
