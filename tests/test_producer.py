@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from tests.support.stack import VOICE_URL, dialer
@@ -112,3 +113,43 @@ def test_cli_call_show_and_list(producer_env):
                                "--json").stdout)
     assert [j["id"] for j in listed] == [job["id"]]
     assert job_count() == 1
+
+
+def test_enqueue_calls_refuses_a_bad_item_by_index_and_field_and_stores_nothing(producer_env):
+    from worker import dnc, enqueue_calls
+
+    dnc.add(["+14155550199"])
+    good = {"to": TO, "url": VOICE_URL}
+    for bad, message in [
+        ({"to": "12345", "url": VOICE_URL}, "calls[1].to:"),
+        ({"to": TO, "url": VOICE_URL, "colour": "red"}, "calls[1].colour:"),
+        ({"url": VOICE_URL}, "calls[1].to:"),
+        ("+14155550124", "calls[1]:"),
+        ({"to": "+14155550199", "url": VOICE_URL}, "calls[1].to: +14155550199 is on the do-not"),
+    ]:
+        with pytest.raises(ValueError) as excinfo:
+            enqueue_calls([good, bad, good])
+        assert str(excinfo.value).startswith(message), str(excinfo.value)
+    assert job_count() == 0
+    assert redis.Redis.from_url(producer_env["DIALER_REDIS_URL"]).llen("dial") == 0
+
+
+def test_enqueue_calls_stores_and_publishes_each_new_job_once(producer_env):
+    from worker import enqueue_call, enqueue_calls, get_job
+
+    stored = enqueue_call(TO, url=VOICE_URL, idempotency_key="k-stored")
+    ids = enqueue_calls([
+        {"to": "+1 415 555 0124", "url": VOICE_URL, "metadata": {"row": 1}},
+        {"to": TO, "url": VOICE_URL, "idempotency_key": "k-stored"},
+        {"to": "+14155550125", "twiml": "<Response/>", "idempotency_key": "k-new"},
+        {"to": "+14155550126", "url": VOICE_URL, "idempotency_key": "k-new"},
+    ])
+    assert ids[1] == stored and ids[3] == ids[2] and len({ids[0], ids[2], stored}) == 3
+    first = get_job(ids[0])
+    assert (first.to, first.metadata_, first.status) == ("+14155550124", {"row": 1}, "queued")
+    assert get_job(ids[2]).twiml == "<Response/>"
+    assert job_count() == 3
+    messages = redis.Redis.from_url(producer_env["DIALER_REDIS_URL"]).lrange("dial", 0, -1)
+    published = [json.loads(m)["headers"]["argsrepr"] for m in messages]
+    assert sorted(published) == sorted(repr((i,)) for i in (stored, ids[0], ids[2]))
+    assert enqueue_calls([]) == []

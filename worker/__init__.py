@@ -11,6 +11,7 @@ from typing import Any
 
 _EXPORTS = {
     "enqueue_call": "worker.producer",
+    "enqueue_calls": "worker.producer",
     "get_job": "worker.producer",
     "cancel_job": "worker.producer",
     "app": "worker.celery_app",

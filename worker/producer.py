@@ -1,25 +1,30 @@
-"""The producer API: `from worker import enqueue_call, get_job, cancel_job`."""
+"""The producer API: `from worker import enqueue_call, enqueue_calls, get_job, cancel_job`."""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
 
-from worker import dnc, validation
+from worker import validation
 from worker.db import session_scope
 from worker.lifecycle import is_terminal
 from worker.logs import mask
-from worker.models import FINAL_JOB_STATUSES, Job, JobStatus, utcnow
+from worker.models import FINAL_JOB_STATUSES, DoNotCall, Job, JobStatus, utcnow
 from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+# Rows per IN (...) lookup: far under SQLite's and PostgreSQL's bound-parameter limits.
+LOOKUP_CHUNK = 5000
 
 
 def enqueue_call(
@@ -40,63 +45,161 @@ def enqueue_call(
 
     Raises ValueError naming the field for bad input, and then stores nothing.
     """
+    row = _job_row(to, from_, url=url, twiml=twiml, idempotency_key=idempotency_key,
+                   max_attempts=max_attempts, retry_on=retry_on, retry_delays=retry_delays,
+                   campaign_id=campaign_id, metadata=metadata, call_options=call_options)
+    (job_id,) = _store([row], lambda _: "")
+    return job_id
+
+
+_ARGUMENTS = frozenset(inspect.signature(enqueue_call).parameters)
+
+
+def enqueue_calls(calls: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Many jobs in one transaction and one broker connection, for producers enqueueing in bulk.
+
+    Each item holds enqueue_call's arguments by name (`to` is required). All or nothing: a
+    bad item raises ValueError naming it and its field (`calls[3].to: ...`), and nothing is
+    stored. Returns the job ids in the items' order; an item whose idempotency_key is
+    already stored, or repeated earlier in the batch, gets that job's id, as one
+    enqueue_call after another would.
+    """
+    rows = []
+    for index, spec in enumerate(calls):
+        where = f"calls[{index}]"
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"{where}: a mapping of enqueue_call's arguments is expected")
+        unknown = sorted(set(spec) - _ARGUMENTS)
+        if unknown:
+            raise ValueError(f"{where}.{unknown[0]}: not an argument of enqueue_call")
+        try:
+            rows.append(_job_row(**{"to": None, **spec}))
+        except ValueError as exc:
+            raise ValueError(f"{where}.{exc}") from None
+    return _store(rows, lambda index: f"calls[{index}].") if rows else []
+
+
+def _job_row(
+    to: Any,
+    from_: str | None = None,
+    *,
+    url: str | None = None,
+    twiml: str | None = None,
+    idempotency_key: str | None = None,
+    max_attempts: int | None = None,
+    retry_on: Iterable[str] | None = None,
+    retry_delays: Iterable[int] | None = None,
+    campaign_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    call_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The jobs row for one call, every field checked; ValueError names the first bad one."""
     settings = get_settings()
     url, twiml = validation.check_voice_instructions(url, twiml)
-    job = Job(
-        id=uuid.uuid4().hex,
-        to=validation.normalize_to(to),
-        from_=validation.normalize_from(from_ if from_ is not None else settings.default_from),
-        url=url,
-        twiml=twiml,
-        idempotency_key=validation.check_idempotency_key(idempotency_key),
-        max_attempts=validation.check_max_attempts(max_attempts, settings.max_attempts),
-        retry_on=validation.check_retry_on(retry_on, settings.retry_on),
-        retry_delays=validation.check_retry_delays(retry_delays, settings.retry_delays),
-        campaign_id=campaign_id,
-        metadata_=validation.check_metadata(metadata),
-        call_options=validation.check_call_options(call_options),
-        status=JobStatus.QUEUED,
-        next_attempt_at=utcnow(),
-        queued_at=utcnow(),
-        attempts=0,
-    )
+    now = utcnow()
+    return {
+        "id": uuid.uuid4().hex,
+        "to": validation.normalize_to(to),
+        "from_": validation.normalize_from(from_ if from_ is not None else settings.default_from),
+        "url": url,
+        "twiml": twiml,
+        "idempotency_key": validation.check_idempotency_key(idempotency_key),
+        "max_attempts": validation.check_max_attempts(max_attempts, settings.max_attempts),
+        "retry_on": validation.check_retry_on(retry_on, settings.retry_on),
+        "retry_delays": validation.check_retry_delays(retry_delays, settings.retry_delays),
+        "campaign_id": campaign_id,
+        "metadata_": validation.check_metadata(metadata),
+        "call_options": validation.check_call_options(call_options),
+        "status": JobStatus.QUEUED,
+        "next_attempt_at": now,
+        "queued_at": now,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _store(rows: list[dict[str, Any]], where: Callable[[int], str]) -> list[str]:
+    """Insert the rows' new jobs, publish them, and return every row's job id in order."""
     try:
-        with session_scope() as session:
-            if dnc.is_listed(session, job.to):
-                raise ValueError(f"to: {job.to} is on the do-not-call list")
-            session.add(job)
+        ids, new = _insert_new(rows, where)
     except IntegrityError:
-        # The unique constraint decides between concurrent producers, not a prior read.
-        if job.idempotency_key is None:
+        # A concurrent producer stored one of the keys after we looked: the unique
+        # constraint decided, so the second look finds it. Without keys it is a real error.
+        if not any(row["idempotency_key"] for row in rows):
             raise
-        with session_scope() as session:
-            existing = session.scalar(
-                select(Job.id).where(Job.idempotency_key == job.idempotency_key))
-        if existing is None:
-            raise
-        return existing
-    publish_place_call(job.id)
-    log.info("job %s enqueued to %s", job.id, mask(job.to))
-    return job.id
+        ids, new = _insert_new(rows, where)
+    publish_place_calls([row["id"] for row in new])
+    for row in new:
+        log.info("job %s enqueued to %s", row["id"], mask(row["to"]))
+    return ids
 
 
-def publish_place_call(job_id: str) -> None:
-    """The fast path after commit; if the broker refuses, the dispatcher publishes it."""
+def _insert_new(rows: list[dict[str, Any]],
+                where: Callable[[int], str]) -> tuple[list[str], list[dict[str, Any]]]:
+    """One transaction: the do-not-call check, the idempotency lookup, one INSERT of the rest."""
+    with session_scope() as session:
+        listed = _lookup(session, DoNotCall.number, DoNotCall.number, {r["to"] for r in rows})
+        for index, row in enumerate(rows):
+            if row["to"] in listed:
+                raise ValueError(f"{where(index)}to: {row['to']} is on the do-not-call list")
+        stored = _lookup(session, Job.idempotency_key, Job.id,
+                         {r["idempotency_key"] for r in rows if r["idempotency_key"]})
+        ids, new = [], []
+        for row in rows:
+            key = row["idempotency_key"]
+            if key is None or key not in stored:
+                new.append(row)
+                if key is not None:
+                    stored[key] = row["id"]
+            ids.append(row["id"] if key is None else stored[key])
+        if new:
+            # Core executemany: SQLAlchemy batches it into multi-row INSERTs, with none of
+            # the ORM's per-object bookkeeping.
+            session.execute(insert(Job), new)
+    return ids, new
+
+
+def _lookup(session: Session, key: Any, value: Any, wanted: set[str]) -> dict[str, str]:
+    """{key: value} of the rows whose key is in wanted, a chunk of keys per statement."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(sorted(wanted)):
+        found.update(session.execute(select(key, value).where(key.in_(chunk))).all())
+    return found
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), LOOKUP_CHUNK):
+        yield items[start:start + LOOKUP_CHUNK]
+
+
+def publish_place_calls(job_ids: Sequence[str]) -> None:
+    """The fast path after commit: one broker connection and pipelined LPUSHes (kombu's
+    producer batch). If the broker refuses, the dispatcher publishes them instead."""
     from worker.tasks import place_call
 
+    if not job_ids:
+        return
     try:
-        place_call.apply_async((job_id,), retry=False)
+        with place_call.app.producer_or_acquire() as producer, producer.batch():
+            for job_id in job_ids:
+                place_call.apply_async((job_id,), retry=False, producer=producer)
     except Exception:
-        log.warning("could not publish job %s; the dispatcher will", job_id, exc_info=True)
+        # Which messages a failed pipeline delivered is unknown: hand them all to the
+        # dispatcher. A delivered one is then dropped by the claim (it wants `queued`).
+        log.warning("could not publish %d job(s); the dispatcher will", len(job_ids),
+                    exc_info=True)
         with session_scope() as session:
-            session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-                            .values(status=JobStatus.SCHEDULED, queued_at=None))
+            for chunk in _chunks(job_ids):
+                session.execute(update(Job).where(Job.id.in_(chunk), Job.status == JobStatus.QUEUED)
+                                .values(status=JobStatus.SCHEDULED, queued_at=None))
 
 
 def get_job(job_id: str) -> Job | None:
     """The job with its attempts loaded, detached from any session, or None."""
     with session_scope() as session:
-        return session.get(Job, job_id)
+        return session.scalar(select(Job).where(Job.id == job_id)
+                              .options(selectinload(Job.attempt_rows)))
 
 
 @dataclass(frozen=True)
