@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from worker import dnc, validation
 from worker.db import session_scope
@@ -399,6 +399,7 @@ def export_rows(campaign_id: str) -> Iterator[dict[str, Any]]:
     with session_scope() as session:
         _campaign(session, campaign_id)
         jobs = session.scalars(select(Job).where(Job.campaign_id == campaign_id)
+                               .options(selectinload(Job.attempt_rows))
                                .order_by(Job.created_at, Job.id)).all()
     for job in jobs:
         last = job.attempt_rows[-1] if job.attempt_rows else None

@@ -114,8 +114,10 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    # Loaded only where asked for (selectinload at the readers): the hot path gets a job
+    # several times per call and never reads its attempts through it.
     attempt_rows: Mapped[list[Attempt]] = relationship(
-        back_populates="job", order_by="Attempt.number", lazy="selectin"
+        back_populates="job", order_by="Attempt.number"
     )
 
 
