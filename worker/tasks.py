@@ -15,6 +15,7 @@ from worker.celery_app import (
     RECONCILE_TASK,
     app,
 )
+from worker.producer import publish_place_calls
 from worker.settings import HANDLE_STATUS_TASK
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,7 @@ def handle_status(self: Task, params: dict[str, str], idempotency_token: str | N
 def dispatch_due() -> int:
     # kombu's Redis transport keeps a queue's waiting messages in a list of its name.
     ids = dispatch.claim_due_batch(dial_queue_empty=dialing.get_redis().llen(DIAL_QUEUE) == 0)
-    for job_id in ids:
-        place_call.apply_async((job_id,))
+    publish_place_calls(ids)
     return len(ids)
 
 
