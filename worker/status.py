@@ -7,8 +7,8 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from worker import metrics
@@ -64,17 +64,23 @@ def handle_status(params: dict[str, str], idempotency_token: str | None = None,
             select(Attempt).where(Attempt.call_sid == call_sid).with_for_update())
         event = Event(call_sid=call_sid, sequence_number=sequence, call_status=call_status,
                       attempt_id=attempt.id if attempt else None, source=source,
-                      idempotency_token=idempotency_token, payload=dict(params))
-        try:
-            with session.begin_nested():
-                session.add(event)
-        except IntegrityError:
-            existing = session.scalar(select(Event).where(Event.call_sid == call_sid,
-                                                          Event.sequence_number == sequence))
-            if existing is None or existing.attempt_id is not None or attempt is None:
+                      idempotency_token=idempotency_token, payload=dict(params),
+                      received_at=utcnow())
+        # The unique key decides what is a repeat, in the INSERT itself: no savepoint, no
+        # failed statement, and the event needs no ORM flush (it is only read below).
+        stored = session.execute(
+            _insert_unless_stored(session).values(
+                {c.key: getattr(event, c.key) for c in EVENT_COLUMNS}).returning(Event.id)
+        ).scalar()
+        if stored is None:
+            # A repeat, unless it was stored as an orphan and its attempt is now known.
+            orphan = None if attempt is None else session.scalar(select(Event).where(
+                Event.call_sid == call_sid, Event.sequence_number == sequence,
+                Event.attempt_id.is_(None)))
+            if orphan is None:
                 return "duplicate"
-            event = existing  # stored earlier as an orphan; now its attempt is known
-            event.attempt_id = attempt.id
+            orphan.attempt_id = attempt.id
+            event = orphan
         if attempt is None:
             result = "orphan"
         else:
@@ -83,6 +89,16 @@ def handle_status(params: dict[str, str], idempotency_token: str | None = None,
     if result == "orphan":
         raise UnknownCall(call_sid)
     return result
+
+
+EVENT_COLUMNS = [c for c in Event.__table__.c if c.key != "id"]
+
+
+def _insert_unless_stored(session: Session) -> Insert:
+    """INSERT INTO events ... ON CONFLICT (call_sid, sequence_number) DO NOTHING."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(Event).on_conflict_do_nothing(
+        index_elements=["call_sid", "sequence_number"])
 
 
 def adopt_orphan_events(session: Session, call_sid: str) -> None:
@@ -130,7 +146,10 @@ def apply_event(session: Session, attempt: Attempt, event: Event) -> None:
 
 def decide_job(session: Session, attempt: Attempt) -> None:
     """Apply the retry policy to the job of an attempt that just ended (once: compare-and-set)."""
-    job = session.get_one(Job, attempt.job_id, with_for_update=True)
+    # Only the columns the policy reads: loading the whole Job decodes five JSON columns.
+    job = session.execute(
+        select(Job.id, Job.status, Job.attempts, Job.max_attempts, Job.retry_on,
+               Job.retry_delays).where(Job.id == attempt.job_id).with_for_update()).one()
     if job.status != JobStatus.DIALING or job.attempts != attempt.number:
         return  # final already (canceled meanwhile), or an older attempt's late report
     decision = decide(JobPolicy(job.max_attempts, job.retry_on, job.retry_delays),
