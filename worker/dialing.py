@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from redis import Redis, RedisError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from twilio.rest.api.v2010.account.call import CallInstance
@@ -70,7 +70,12 @@ def get_pacer() -> Pacer:
     return Pacer(get_redis(), account_sid, settings.calls_per_second, settings.max_pacing_wait)
 
 
-def create_params(job: Job) -> dict[str, Any]:
+# What create_params reads of a job.
+CREATE_COLUMNS = (Job.attempts, Job.to, Job.from_, Job.url, Job.twiml, Job.call_options)
+
+
+def create_params(job: Any) -> dict[str, Any]:
+    """Calls.create's parameters from a row holding CREATE_COLUMNS."""
     params: dict[str, Any] = {
         "to": job.to,
         "from_": job.from_,
@@ -100,19 +105,21 @@ def claim(job_id: str) -> Claimed | None:
     A row count of 0 means another worker has the job, or it is no longer
     waiting (final, canceled, rescheduled): leave it alone.
     """
+    now = utcnow()
     with session_scope() as session:
-        won = session.execute(
+        # RETURNING: the columns the create needs come back from the compare-and-set itself.
+        job = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.DIALING, attempts=Job.attempts + 1, updated_at=utcnow())
-        ).rowcount
-        if won != 1:
+            .values(status=JobStatus.DIALING, attempts=Job.attempts + 1, updated_at=now)
+            .returning(*CREATE_COLUMNS)
+        ).one_or_none()
+        if job is None:
             return None
-        job = session.get_one(Job, job_id, populate_existing=True)
-        attempt = Attempt(job_id=job_id, number=job.attempts, status=AttemptStatus.CREATING)
-        session.add(attempt)
-        session.flush()
-        return Claimed(job_id, attempt.id, attempt.number, create_params(job))
+        attempt_id = session.execute(insert(Attempt).values(
+            job_id=job_id, number=job.attempts, status=AttemptStatus.CREATING, created_at=now,
+            updated_at=now).returning(Attempt.id)).scalar_one()
+        return Claimed(job_id, attempt_id, job.attempts, create_params(job))
 
 
 def _drop_attempt(session: Session, claimed: Claimed) -> bool:
@@ -143,7 +150,8 @@ def preflight(job_id: str) -> None:
 
     now = utcnow()
     with session_scope() as session:
-        job = session.get(Job, job_id)
+        job = session.execute(select(Job.status, Job.campaign_id, Job.timezones, Job.to)
+                              .where(Job.id == job_id)).one_or_none()
         if job is None or job.status != JobStatus.DIALING:
             raise NoLongerDialing(job_id)
         if job.campaign_id is not None:
@@ -160,7 +168,7 @@ def preflight(job_id: str) -> None:
             raise Deferred(capped_until, "frequency cap for this number")
 
 
-def _frequency_cap(session: Session, job: Job, now: datetime) -> datetime | None:
+def _frequency_cap(session: Session, job: Any, now: datetime) -> datetime | None:
     """When the number may be called again, if the cap is reached (across every job)."""
     settings = get_settings()
     if not settings.max_calls_per_number:
