@@ -1,6 +1,7 @@
 """Settings from the environment, read once and validated with errors that name the variable.
 
-This module imports nothing heavy: the webhook imports it and nothing else of `worker`.
+This module imports nothing heavy: the webhook imports it, and of `worker` only it, `logs` and
+`broker`.
 """
 
 from __future__ import annotations
