@@ -24,6 +24,7 @@ BENCHMARKS: list[str] = [
     "simulator_throughput",
     "campaign_import",
     "enqueue",
+    "statements",  # SQL statements per call: a count, machine-independent
     "pacing",
     "latency",
     "webhook_load",  # benchmark 3: webhook callbacks/s and latency under gunicorn
@@ -34,6 +35,7 @@ QUICK: dict[str, list[str]] = {
     "simulator_throughput": ["--calls", "300"],
     "campaign_import": ["--rows", "2000", "--runs", "1", "--quiet-timeout", "0"],
     "enqueue": ["--jobs", "200", "--runs", "1", "--quiet-timeout", "0"],
+    "statements": ["--calls", "3"],
     "pacing": ["--cps", "5", "--calls", "15", "--runs", "1", "--quiet-timeout", "0"],
     "latency": ["--calls", "5", "--retries", "2", "--runs", "1", "--quiet-timeout", "0"],
     "webhook_load": ["--configs", "2x4", "--rates", "100,500", "--clients", "16",

@@ -1,0 +1,95 @@
+"""SQL statements per call, step by step, on SQLite and PostgreSQL: a count, not a timing.
+
+    python -m bench.statements [--calls 20] [--backends sqlite postgresql]
+
+Runs what a worker runs for one call, in this process and without Celery: `claim`,
+`preflight`, `record_created` (the create itself is not sent: a CallSid is made up) and
+four `handle_status` (initiated, ringing, in-progress, completed), counting every
+statement the engine sends and every commit. Statement counts do not depend on the
+machine, so this is the figure to compare across changes to the hot path. Writes
+bench/results/statements.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from bench.common import machine, point_producer_at, print_table, servers, write_results
+from bench.enqueue import producer_env
+
+BACKENDS = ("sqlite", "postgresql")
+STATUSES = ("initiated", "ringing", "in-progress", "completed")
+
+
+def count_one_backend(srv: Any, backend: str, calls: int) -> dict[str, dict[str, float]]:
+    from sqlalchemy import event
+
+    env = producer_env(srv, backend)
+    env.update(DIALER_PUBLIC_URL="https://example.com", TWILIO_ACCOUNT_SID="AC" + "1" * 32,
+               TWILIO_AUTH_TOKEN="not-used")
+    point_producer_at(env)
+    from worker import dialing, status
+    from worker.db import get_engine
+    from worker.producer import enqueue_call
+
+    step = ["enqueue"]
+    counts: dict[str, dict[str, int]] = {}
+
+    def tally(kind: str) -> None:
+        counts.setdefault(step[0], {"statements": 0, "commits": 0})[kind] += 1
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", lambda *_: tally("statements"))
+    event.listen(engine, "commit", lambda *_: tally("commits"))
+    for n in range(calls):
+        step[0] = "enqueue"
+        job_id = enqueue_call(f"+1415555{n:04d}", url="https://example.com/voice.xml")
+        step[0] = "claim"
+        claimed = dialing.claim(job_id)
+        if claimed is None:
+            raise RuntimeError(f"job {job_id} could not be claimed")
+        step[0] = "preflight"
+        dialing.preflight(job_id)
+        call_sid = "CA" + uuid.uuid4().hex
+        step[0] = "record_created"
+        dialing.record_created(claimed, SimpleNamespace(sid=call_sid, status="queued"))
+        step[0] = "handle_status x4"
+        for sequence, call_status in enumerate(STATUSES):
+            status.handle_status({"CallSid": call_sid, "CallStatus": call_status,
+                                  "SequenceNumber": str(sequence), "CallDuration": "5"})
+    del counts["enqueue"]
+    per_call = {name: {kind: value / calls for kind, value in c.items()}
+                for name, c in counts.items()}
+    per_call["worker total"] = {kind: sum(c[kind] for c in per_call.values())
+                                for kind in ("statements", "commits")}
+    return per_call
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=20, help="calls per backend (20)")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument("--output", type=Path, help="where the JSON goes")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    with servers(postgres="postgresql" in args.backends) as srv:
+        for backend in args.backends:
+            results[backend] = count_one_backend(srv, backend, args.calls)
+    steps = list(results[args.backends[0]])
+    rows = [[name, *(f"{results[b][name]['statements']:g} / {results[b][name]['commits']:g}"
+                     for b in args.backends)] for name in steps]
+    printed = print_table("SQL statements / commits per call, in the worker",
+                          ["step", *args.backends], rows)
+    write_results("statements", {"machine": machine(), "calls": args.calls,
+                                 "per_call": results, "table": printed},
+                  args.output, argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
