@@ -9,6 +9,7 @@ import redis
 from sqlalchemy import func, select
 
 from tests.support.stack import VOICE_URL, dialer
+from tests.support.waiting import free_port
 
 TO = "+14155550123"
 
@@ -153,3 +154,13 @@ def test_enqueue_calls_stores_and_publishes_each_new_job_once(producer_env):
     published = [json.loads(m)["headers"]["argsrepr"] for m in messages]
     assert sorted(published) == sorted(repr((i,)) for i in (stored, ids[0], ids[2]))
     assert enqueue_calls([]) == []
+
+
+def test_cli_call_with_the_broker_down_stores_the_job_for_the_dispatcher(producer_env):
+    from worker import get_job
+
+    down = {**producer_env, "DIALER_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    result = dialer(down, "call", "--to", TO, "--url", VOICE_URL)
+    assert result.returncode == 0, result.stderr
+    assert "could not publish 1 job(s)" in result.stderr and "Traceback" not in result.stderr
+    assert get_job(result.stdout.strip()).status == "scheduled"

@@ -184,11 +184,12 @@ def publish_place_calls(job_ids: Sequence[str]) -> None:
         with place_call.app.producer_or_acquire() as producer, producer.batch():
             for job_id in job_ids:
                 place_call.apply_async((job_id,), retry=False, producer=producer)
-    except Exception:
+    except Exception as exc:
         # Which messages a failed pipeline delivered is unknown: hand them all to the
         # dispatcher. A delivered one is then dropped by the claim (it wants `queued`).
-        log.warning("could not publish %d job(s); the dispatcher will", len(job_ids),
-                    exc_info=True)
+        # One line, no traceback: the jobs are stored, the caller has nothing to fix.
+        log.warning("could not publish %d job(s) (%s: %s); the dispatcher will",
+                    len(job_ids), type(exc).__name__, exc)
         with session_scope() as session:
             for chunk in _chunks(job_ids):
                 session.execute(update(Job).where(Job.id.in_(chunk), Job.status == JobStatus.QUEUED)
