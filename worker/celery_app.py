@@ -16,7 +16,6 @@ from celery.signals import (
 )
 from kombu import Queue
 
-from worker.broker import transport_for
 from worker.settings import EVENTS_QUEUE, HANDLE_STATUS_TASK, get_settings
 
 PLACE_CALL_TASK = "dialer.place_call"
@@ -30,8 +29,6 @@ if settings.metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # import, and only the multiprocess store sums the prefork children.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dialer-metrics-")
 app = Celery("dialer", broker=settings.redis_url, include=["worker.tasks"])
-if (transport := transport_for(settings.redis_url)) is not None:
-    app.conf.broker_transport = transport
 app.conf.update(
     task_serializer="json",
     accept_content=["json"],

@@ -1,7 +1,6 @@
 """Settings from the environment, read once and validated with errors that name the variable.
 
-This module imports nothing heavy: the webhook imports it, and of `worker` only it, `logs` and
-`broker`.
+This module imports nothing heavy: the webhook imports it and nothing else of `worker`.
 """
 
 from __future__ import annotations
