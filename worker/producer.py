@@ -45,9 +45,9 @@ def enqueue_call(
 
     Raises ValueError naming the field for bad input, and then stores nothing.
     """
-    row = _job_row(to, from_, url=url, twiml=twiml, idempotency_key=idempotency_key,
-                   max_attempts=max_attempts, retry_on=retry_on, retry_delays=retry_delays,
-                   campaign_id=campaign_id, metadata=metadata, call_options=call_options)
+    # Taken first, so it holds exactly the arguments by name, as enqueue_calls gets them.
+    arguments = dict(locals())
+    row = _job_row(arguments)
     (job_id,) = _store([row], lambda _: "")
     return job_id
 
@@ -73,43 +73,33 @@ def enqueue_calls(calls: Iterable[Mapping[str, Any]]) -> list[str]:
         if unknown:
             raise ValueError(f"{where}.{unknown[0]}: not an argument of enqueue_call")
         try:
-            rows.append(_job_row(**{"to": None, **spec}))
+            rows.append(_job_row(spec))
         except ValueError as exc:
             raise ValueError(f"{where}.{exc}") from None
     return _store(rows, lambda index: f"calls[{index}].") if rows else []
 
 
-def _job_row(
-    to: Any,
-    from_: str | None = None,
-    *,
-    url: str | None = None,
-    twiml: str | None = None,
-    idempotency_key: str | None = None,
-    max_attempts: int | None = None,
-    retry_on: Iterable[str] | None = None,
-    retry_delays: Iterable[int] | None = None,
-    campaign_id: str | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    call_options: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+def _job_row(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The jobs row for one call, every field checked; ValueError names the first bad one."""
     settings = get_settings()
-    url, twiml = validation.check_voice_instructions(url, twiml)
+    url, twiml = validation.check_voice_instructions(spec.get("url"), spec.get("twiml"))
+    from_ = spec.get("from_")
     now = utcnow()
     return {
         "id": uuid.uuid4().hex,
-        "to": validation.normalize_to(to),
+        "to": validation.normalize_to(spec.get("to")),
         "from_": validation.normalize_from(from_ if from_ is not None else settings.default_from),
         "url": url,
         "twiml": twiml,
-        "idempotency_key": validation.check_idempotency_key(idempotency_key),
-        "max_attempts": validation.check_max_attempts(max_attempts, settings.max_attempts),
-        "retry_on": validation.check_retry_on(retry_on, settings.retry_on),
-        "retry_delays": validation.check_retry_delays(retry_delays, settings.retry_delays),
-        "campaign_id": campaign_id,
-        "metadata_": validation.check_metadata(metadata),
-        "call_options": validation.check_call_options(call_options),
+        "idempotency_key": validation.check_idempotency_key(spec.get("idempotency_key")),
+        "max_attempts": validation.check_max_attempts(spec.get("max_attempts"),
+                                                      settings.max_attempts),
+        "retry_on": validation.check_retry_on(spec.get("retry_on"), settings.retry_on),
+        "retry_delays": validation.check_retry_delays(spec.get("retry_delays"),
+                                                      settings.retry_delays),
+        "campaign_id": spec.get("campaign_id"),
+        "metadata_": validation.check_metadata(spec.get("metadata")),
+        "call_options": validation.check_call_options(spec.get("call_options")),
         "status": JobStatus.QUEUED,
         "next_attempt_at": now,
         "queued_at": now,

@@ -62,16 +62,15 @@ def handle_status(params: dict[str, str], idempotency_token: str | None = None,
     with session_scope() as session:
         attempt = session.scalar(
             select(Attempt).where(Attempt.call_sid == call_sid).with_for_update())
-        event = Event(call_sid=call_sid, sequence_number=sequence, call_status=call_status,
-                      attempt_id=attempt.id if attempt else None, source=source,
-                      idempotency_token=idempotency_token, payload=dict(params),
-                      received_at=utcnow())
+        values = {"call_sid": call_sid, "sequence_number": sequence,
+                  "call_status": call_status, "attempt_id": attempt.id if attempt else None,
+                  "source": source, "idempotency_token": idempotency_token,
+                  "payload": dict(params), "received_at": utcnow()}
         # The unique key decides what is a repeat, in the INSERT itself: no savepoint, no
-        # failed statement, and the event needs no ORM flush (it is only read below).
+        # failed statement, and no ORM flush (the Event below is only read).
         stored = session.execute(
-            _insert_unless_stored(session).values(
-                {c.key: getattr(event, c.key) for c in EVENT_COLUMNS}).returning(Event.id)
-        ).scalar()
+            _insert_unless_stored(session).values(values).returning(Event.id)).scalar()
+        event = Event(**values)
         if stored is None:
             # A repeat, unless it was stored as an orphan and its attempt is now known.
             orphan = None if attempt is None else session.scalar(select(Event).where(
@@ -89,9 +88,6 @@ def handle_status(params: dict[str, str], idempotency_token: str | None = None,
     if result == "orphan":
         raise UnknownCall(call_sid)
     return result
-
-
-EVENT_COLUMNS = [c for c in Event.__table__.c if c.key != "id"]
 
 
 def _insert_unless_stored(session: Session) -> Insert:
