@@ -30,6 +30,7 @@ from simulator import Faults, Outcome, Scenario, Simulator
 from simulator.engine import BUSY_S, DIAL_S, FAIL_S, RING_S
 from simulator.scenario import DEFAULT_TALK_S
 from simulator.signing import signature
+from tests.data import TWILIO_OPENAPI
 from tests.support.simulator_fixtures import (
     SIM_ACCOUNT_SID,
     SIM_AUTH_TOKEN,
@@ -40,7 +41,6 @@ from tests.support.waiting import free_port, port_open, wait_for
 
 pytestmark = pytest.mark.integration
 
-SPEC_PATH = Path(__file__).resolve().parents[1].parent / "shared/twilio-oai/twilio_api_v2010.json"
 TWILIO_HOST = "https://api.twilio.com"
 CALLS_TEMPLATE = "/2010-04-01/Accounts/{AccountSid}/Calls.json"
 CALL_TEMPLATE = "/2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json"
@@ -158,8 +158,8 @@ def urlpath(url: str) -> str:
 
 @pytest.fixture(scope="module")
 def spec() -> Spec:
-    assert SPEC_PATH.exists(), f"Twilio's OpenAPI spec is missing: {SPEC_PATH}"
-    return Spec(SPEC_PATH)
+    assert TWILIO_OPENAPI.exists(), f"Twilio's OpenAPI spec is missing: {TWILIO_OPENAPI}"
+    return Spec(TWILIO_OPENAPI)
 
 
 @pytest.fixture

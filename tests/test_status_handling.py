@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from tests.data import STATUS_CALLBACKS
 from tests.support.jobs import dialing_job as claimed_job
 from tests.support.stack import VOICE_URL
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared/fixtures/twilio_status_callbacks.json"
-BODIES = json.loads(FIXTURES.read_text())
+BODIES = json.loads(STATUS_CALLBACKS.read_text())
 SID = BODIES["answered_call_sequence"][0]["CallSid"]
 
 

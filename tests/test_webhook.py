@@ -26,6 +26,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 from werkzeug.serving import make_server
 
+from tests.data import STATUS_CALLBACKS
 from tests.support.servers import RedisServer
 from tests.support.waiting import free_port, port_open, wait_for
 from webhook import create_app
@@ -34,7 +35,6 @@ from worker.settings import EVENTS_QUEUE, HANDLE_STATUS_TASK, Settings
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "twilio_status_callbacks.json"
 TOKEN = "webhook-test-auth-token-0123456789"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 CALL_SID = "CA" + "fedcba9876543210" * 2
@@ -312,7 +312,7 @@ def test_trusted_proxy_prefix(redis_server: RedisServer, broker: redis.Redis) ->
 
 def test_every_documented_callback_body_is_accepted(webhook: Served,
                                                     broker: redis.Redis) -> None:
-    fixtures = json.loads(FIXTURES.read_text())
+    fixtures = json.loads(STATUS_CALLBACKS.read_text())
     bodies = [body for name, value in fixtures.items() if name != "_about"
               for body in (value if isinstance(value, list) else [value])]
     assert len(bodies) >= 8
