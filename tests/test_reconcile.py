@@ -125,3 +125,30 @@ def test_a_dead_workers_attempt_waits_for_its_last_possible_create_plus_the_grac
     assert state(job_id) == ("dialing", 1, [(1, "creating")])
     resolve(attempt, last_create + timedelta(seconds=30))
     assert state(job_id)[:2] == ("scheduled", 0)
+
+
+def test_callbacks_whose_broker_retry_was_lost_are_adopted_from_the_database(producer_env):
+    """A callback that overtook the create's answer is stored as an orphan and retried
+    through the broker; if Redis loses that retry, the reconciler applies the stored
+    callback once the attempt holds the CallSid. Orphans of calls we never made stay."""
+    from worker.db import session_scope
+    from worker.models import Attempt
+    from worker.reconcile import adopt_orphans
+    from worker.status import UnknownCall, handle_status
+
+    ours, stranger = "CA" + "2" * 32, "CA" + "3" * 32
+    job_id = dialing_job(TO, max_attempts=1)
+    for call_sid in (ours, stranger):
+        for sequence, call_status in enumerate(("ringing", "completed")):
+            with pytest.raises(UnknownCall):
+                handle_status({"CallSid": call_sid, "CallStatus": call_status,
+                               "SequenceNumber": str(sequence), "CallDuration": "20"})
+    assert adopt_orphans() == 0
+    with session_scope() as session:  # the create's answer, stored after the callbacks
+        session.execute(update(Attempt).where(Attempt.job_id == job_id)
+                        .values(call_sid=ours, status="queued"))
+    assert state(job_id) == ("dialing", 1, [(1, "queued")])
+
+    assert adopt_orphans() == 2
+    assert state(job_id) == ("completed", 1, [(1, "completed")])
+    assert adopt_orphans() == 0

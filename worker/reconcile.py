@@ -158,8 +158,28 @@ def decide_stranded(now: datetime) -> int:
     return len(stranded)
 
 
+def adopt_orphans() -> int:
+    """Apply callbacks stored before their attempt had its CallSid. handle_status retries
+    such a callback through the broker, and a Redis loss takes that retry with it; the
+    events table keeps the callback, so the database alone finishes the job."""
+    with session_scope() as session:
+        call_sids = session.scalars(
+            select(Event.call_sid).distinct()
+            .join(Attempt, Attempt.call_sid == Event.call_sid)
+            .where(Event.attempt_id.is_(None)).limit(200)).all()
+    adopted = 0
+    for call_sid in call_sids:
+        with session_scope() as session:
+            adopted += status.adopt_orphan_events(session, call_sid)
+    if adopted:
+        log.warning("adopted %d callbacks that had arrived before their call's SID was stored",
+                    adopted)
+    return adopted
+
+
 def reconcile() -> dict[str, int]:
     now = utcnow()
+    orphans = adopt_orphans()  # first: an adopted callback may make its call no longer silent
     silent = silent_attempts(now)
     for call_sid in silent:
         refresh(call_sid)
@@ -169,5 +189,5 @@ def reconcile() -> dict[str, int]:
             resolve(attempt, now)
         except TwilioRestException as exc:
             log.warning("reconciler could not list calls: %s", exc.msg)
-    return {"refreshed": len(silent), "unresolved": len(unresolved),
-            "stranded": decide_stranded(now)}
+    return {"orphans": orphans, "refreshed": len(silent),
+            "unresolved": len(unresolved), "stranded": decide_stranded(now)}

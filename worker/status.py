@@ -97,22 +97,24 @@ def _insert_unless_stored(session: Session) -> Insert:
         index_elements=["call_sid", "sequence_number"])
 
 
-def adopt_orphan_events(session: Session, call_sid: str) -> None:
-    """Apply callbacks that arrived before the worker stored this CallSid.
+def adopt_orphan_events(session: Session, call_sid: str) -> int:
+    """Apply callbacks that arrived before the worker stored this CallSid; how many.
 
-    Orphans first: there are usually none, and then the attempt need not be loaded.
+    Orphans first: there are usually none, and then the attempt need not be locked.
     """
-    orphans = session.scalars(
-        select(Event).where(Event.call_sid == call_sid, Event.attempt_id.is_(None))
-        .order_by(Event.sequence_number)).all()
-    if not orphans:
-        return
-    attempt = session.scalar(select(Attempt).where(Attempt.call_sid == call_sid))
+    orphaned = select(Event).where(Event.call_sid == call_sid, Event.attempt_id.is_(None))
+    if session.scalar(orphaned.with_only_columns(Event.id).limit(1)) is None:
+        return 0
+    attempt = session.scalar(
+        select(Attempt).where(Attempt.call_sid == call_sid).with_for_update())
     if attempt is None:
-        return
+        return 0
+    # Read again under the attempt's lock, which handle_status takes before it adopts one.
+    orphans = session.scalars(orphaned.order_by(Event.sequence_number)).all()
     for event in orphans:
         event.attempt_id = attempt.id
         apply_event(session, attempt, event)
+    return len(orphans)
 
 
 def apply_event(session: Session, attempt: Attempt, event: Event) -> None:
