@@ -1,5 +1,5 @@
-"""What every benchmark of issue 7 shares: a quiet machine, the facts about it, real servers,
-the stack, statistics and the printed table with the goal beside each figure.
+"""What every benchmark shares: a quiet machine, the facts about it, real servers, the
+stack, statistics and the printed table with the goal beside each figure.
 
 Process management is not written again here: Redis and PostgreSQL come from
 tests/support/servers.py, the dialer's processes from tests/support/stack.py
@@ -375,7 +375,7 @@ def dialer_stack(srv: Servers, rundir: Path, database: str, *, cps: float, time_
 
 def start_workers(stack: Stack, app: str = "worker", instances: Sequence[str] = ("a", "b"),
                   concurrency: int = 2) -> None:
-    """Issue 7's layout: 2 Celery worker instances x concurrency 2 (4 processes, as two
+    """The benchmark layout: 2 Celery worker instances x concurrency 2 (4 processes, as two
     machines would run them) and beat, started together and waited for together.
 
     `app` is the Celery app module (`-A`): bench.naive_dialer swaps the limiter.

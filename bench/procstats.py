@@ -205,7 +205,7 @@ class Profiler:
         for name, pid in targets.items():
             raw = self.output.with_name(f"{self.output.name}-{name}.txt")
             # --gil: only stacks holding the GIL, i.e. running Python; py-spy's idle
-            # detection does not work here (threads blocked in recv or epoll were sampled).
+            # detection does not work here (it samples threads blocked in recv or epoll).
             proc = subprocess.Popen(
                 [str(py_spy), "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
                  "--gil", "--full-filenames", "--rate", "100",

@@ -319,7 +319,7 @@ def table(summary: list[dict[str, Any]]) -> str:
 
 
 def verdict(summary: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issue's goals, per config: max accepted/s >= 2000; p99 < 20 ms at 500/s."""
+    """The webhook's goals, per config: max accepted/s >= 2000; p99 < 20 ms at 500/s."""
     out: dict[str, Any] = {}
     for config in dict.fromkeys(r["config"] for r in summary):
         mine = [r for r in summary if r["config"] == config]

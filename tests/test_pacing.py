@@ -21,7 +21,7 @@ from worker.pacing import Pacer, PacingBacklog
 
 pytestmark = pytest.mark.integration
 
-TOLERANCE = 0.001  # the brief's 1 ms, on top of the measured round-trip uncertainty
+TOLERANCE = 0.001  # 1 ms, on top of the measured round-trip uncertainty
 
 
 def new_account() -> str:

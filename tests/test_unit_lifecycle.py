@@ -25,7 +25,7 @@ from worker.models import AttemptStatus, JobStatus
 
 PROPERTY = hsettings(derandomize=True, database=None, max_examples=300, deadline=None)
 
-# DESIGN.md's order; our pre-create states sit below queued, and every terminal
+# Twilio's call lifecycle in order; our pre-create states sit below queued, and every terminal
 # status (Twilio's five, and our `rejected` for a refused create) is the top.
 LEVELS: list[set[str]] = [
     {"creating", "unknown"},
