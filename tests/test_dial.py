@@ -81,10 +81,12 @@ def test_pace_is_global_across_worker_processes(make_stack, cps, calls):
     )
     times = [c.arrived_at for c in accepted_creates(stack.sim) if c.to not in warm_up]
     assert len(times) == calls
-    # Slots are exactly 1/cps apart on the Redis clock (test_pacing proves it); as Twilio
-    # sees them, two creates can be closer by the difference in their send latency (a
-    # process woken a few ms late on a loaded 2-core machine), never by more than that.
-    send_jitter = 0.05
+    # Slots are exactly 1/cps apart on the Redis clock (test_pacing proves it to the
+    # millisecond); as Twilio sees them, two creates can be closer by the difference in
+    # their send latency: a process woken late while the suite's other tests load the
+    # cores, seen up to 0.07 s. Processes pacing themselves instead of sharing one pace
+    # would send creates within milliseconds of each other, which this still catches.
+    send_jitter = 0.1
     assert min(_gaps(times)) >= 1 / cps - send_jitter, _gaps(times)
     # Never faster on average, and no idle seconds: the batch spans (calls - 1) / cps.
     assert max(times) - min(times) >= (calls - 1) / cps - send_jitter

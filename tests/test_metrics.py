@@ -34,7 +34,7 @@ def test_metrics_count_calls_outcomes_retries_and_callbacks(make_stack, tmp_path
     # The webhook's gunicorn workers sum their figures in a directory of their own.
     (tmp_path / "webhook-metrics").mkdir()
     stack.env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "webhook-metrics")
-    stack.start_webhook()
+    stack.start_webhook(workers=2)
     del stack.env["PROMETHEUS_MULTIPROC_DIR"]  # the worker makes its own
     stack.start_worker("w1", concurrency=2)
     stack.start_beat()

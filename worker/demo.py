@@ -32,6 +32,7 @@ from worker.processes import (
     beat_argv,
     free_port,
     redis_argv,
+    stop_all,
     wait_port,
     webhook_argv,
     worker_argv,
@@ -120,8 +121,11 @@ class DemoStack:
                      "DIALER_DEFAULT_FROM": "+14155550100", "DIALER_CALLS_PER_SECOND": "1"}
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
+        # The dialer's processes first, side by side; Redis and the simulator they talk to
+        # last, so a worker's warm shutdown does not wait on a broker that is gone.
+        servers = {"redis", "simulator"}
+        stop_all([p for p in self.processes if p.name not in servers])
+        stop_all([p for p in self.processes if p.name in servers])
 
 
 def _start_campaign(rows: list[Row], rundir: Path) -> str:

@@ -4,6 +4,7 @@ the tests, which run the same commands an operator would."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -36,17 +37,29 @@ class Process:
             time.sleep(0.05)
 
     def stop(self, timeout: float = 15) -> None:
-        """SIGTERM the whole group (prefork children too), SIGKILL what outlives the timeout."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-            except ProcessLookupError:
-                pass
-        self._log.close()
+        stop_all([self], timeout)
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signum)
+
+
+def stop_all(processes: Iterable[Process], timeout: float = 15) -> None:
+    """SIGTERM every group (prefork children too) at once, then SIGKILL what outlives the
+    timeout: shutting down side by side, a stack stops in the time of its slowest process."""
+    processes = list(processes)
+    running = [p for p in processes if p.proc.poll() is None]
+    for process in running:
+        process._signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in running:
+        try:
+            process.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process._signal(signal.SIGKILL)
+            process.proc.wait(timeout=5)
+    for process in processes:
+        process._log.close()
 
 
 def worker_argv(name: str, concurrency: int,

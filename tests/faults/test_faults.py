@@ -33,8 +33,12 @@ from tests.support.faults import (
     FINAL,
     breaches,
     database_down,
+    deadline,
+    drain_s,
+    first_call_s,
     jobs_of,
     kill,
+    reconciler_runs_s,
     snapshot,
     supervise,
     worker_logs,
@@ -44,15 +48,13 @@ from tests.support.servers import RedisServer
 from tests.support.simulator_fixtures import SIM_AUTH_TOKEN
 from tests.support.stack import VOICE_URL, Stack
 from tests.support.waiting import wait_for
+from worker.db import SQLITE_BUSY_TIMEOUT_S
 from worker.processes import Process
 
 pytestmark = pytest.mark.integration
 
 MAX_ATTEMPTS = 3
-# The longest a campaign may take to drain under a fault. An attempt left `creating` by a
-# killed worker, or `unknown` with no call behind it, is resolved only after
-# worker.dialing.longest_create_s() (8 x (0.3 + 1 + 5) = 50 s with these settings).
-DRAIN_S = 150
+RETRY_DELAY = 1
 POLL_S = 0.1
 
 NO_ANSWER_FAST = {"call_options": {"timeout": 5}}
@@ -99,18 +101,19 @@ def enqueue(stack: Stack, cases: dict[str, Any] = CASES) -> dict[str, str]:
     from worker import enqueue_call
 
     stack.sim.set_scenario({number: case[0] for number, case in cases.items()})
-    return {number: enqueue_call(number, url=VOICE_URL, retry_delays=[1],
+    return {number: enqueue_call(number, url=VOICE_URL, retry_delays=[RETRY_DELAY],
                                  max_attempts=MAX_ATTEMPTS, **case[1])
             for number, case in cases.items()}
 
 
-def wait_all_final(stack: Stack, ids: dict[str, str], timeout: float = DRAIN_S) -> dict[str, Any]:
+def wait_all_final(stack: Stack, ids: dict[str, str]) -> dict[str, Any]:
     def final() -> dict[str, Any] | None:
         jobs = jobs_of(ids)
         return jobs if all(j.status in FINAL for j in jobs.values()) else None
 
     try:
-        return wait_for(final, timeout=timeout, interval=0.25, what="every job final")
+        return wait_for(final, timeout=drain_s(len(ids), MAX_ATTEMPTS, RETRY_DELAY),
+                        interval=0.25, what="every job final")
     except AssertionError as exc:
         states = {n: (j.status, [a.status for a in j.attempt_rows])
                   for n, j in jobs_of(ids).items()}
@@ -150,17 +153,18 @@ def assert_promises(stack: Stack, ids: dict[str, str], cases: dict[str, Any] = C
                                            .where(Event.attempt_id.is_(None))))
         return not orphaned & set(by_sid)
 
-    # A callback that overtook its create's answer waits (UnknownCall retries) for the
-    # CallSid; it must end up applied to its attempt.
-    wait_for(no_orphans, timeout=30, interval=0.25, what="every callback of ours adopted")
+    # A callback that overtook its create's answer is stored as an orphan; its retry, or the
+    # reconciler's next run if Redis lost the retry, applies it to its attempt.
+    wait_for(no_orphans, timeout=reconciler_runs_s(2), interval=0.25,
+             what="every callback of ours adopted")
     assert_final_states_hold(stack, ids)
 
 
 def assert_final_states_hold(stack: Stack, ids: dict[str, str]) -> None:
     before = snapshot(ids)
     runs = reconcile_runs(stack)
-    wait_for(lambda: reconcile_runs(stack) >= runs + 2, timeout=30, interval=0.25,
-             what="two more reconciler runs")
+    wait_for(lambda: reconcile_runs(stack) >= runs + 2, timeout=reconciler_runs_s(2),
+             interval=0.25, what="two more reconciler runs")
     assert snapshot(ids) == before
 
 
@@ -196,8 +200,8 @@ def test_workers_killed_mid_run_lose_nothing_and_dial_nothing_twice(make_stack):
 
     interrupted = []
     for victim, successor in ((first, "w3"), (second, "w4")):
-        interrupted += wait_for(held_for(victim, 0.25), timeout=60, interval=0.02,
-                                what=f"{victim.name} to be placing a call")
+        interrupted += wait_for(held_for(victim, 0.25), timeout=first_call_s(len(ids)),
+                                interval=0.02, what=f"{victim.name} to be placing a call")
         kill(victim)
         stack.start_worker(successor)
     assert len(interrupted) >= 2
@@ -219,14 +223,16 @@ def test_redis_restarted_without_its_data_loses_nothing(make_stack,
     ids = enqueue(stack)
     workers = [p for p in stack.processes if p.name in ("w1", "w2")]
 
-    wait_for(lambda: dialing_started(ids), timeout=60, interval=POLL_S, what="the first call")
+    wait_for(lambda: dialing_started(ids), timeout=first_call_s(len(ids)), interval=POLL_S,
+             what="the first call")
     # Held in Redis: no worker may take them between the look and the stop.
     consume_dial(False, len(workers))
     lost = waiting_jobs(broker)
     assert len(lost) >= 2, "the campaign went too fast to leave messages waiting"
     redis_server.stop()
     for process in workers:
-        wait_for(lambda p=process: "Connection to broker lost" in p.log(), timeout=30,
+        # At once by design: the broker's socket closes.
+        wait_for(lambda p=process: "Connection to broker lost" in p.log(), timeout=deadline(0),
                  interval=0.1, what=f"{process.name} to notice Redis is gone")
     redis_server.start()
     restarted = sum(supervise(stack, process) for process in workers)
@@ -249,7 +255,7 @@ def consume_dial(on: bool, workers: int) -> None:
             control = app.control.add_consumer if on else app.control.cancel_consumer
             return len(control("dial", reply=True, timeout=1, connection=connection)) >= workers
 
-    wait_for(answered, timeout=30, interval=0.1,
+    wait_for(answered, timeout=deadline(0), interval=0.1,
              what=f"{workers} workers to {'start' if on else 'stop'} consuming dial")
 
 
@@ -292,7 +298,8 @@ def test_ambiguous_creates_are_adopted_not_dialed_again(make_stack):
             return session.scalar(select(func.count()).select_from(Attempt)
                                   .where(Attempt.error_message.like("%Timeout%"))) or 0
 
-    wait_for(lambda: unknown_attempts() >= 2, timeout=60, interval=POLL_S,
+    wait_for(lambda: unknown_attempts() >= 2, timeout=first_call_s(len(ids)) + deadline(timeout),
+             interval=POLL_S,
              what="two creates to time out")
     stack.sim.set_faults(api_error_rate=0.2, api_error_statuses=(500, 502, 504),
                          ambiguous_after_create=True)
@@ -350,11 +357,15 @@ def test_database_unavailable_for_a_while_loses_nothing(make_stack, database_url
     dispatcher and the reconciler pick up where they stopped."""
     stack = start(make_stack)
     ids = enqueue(stack)
-    wait_for(lambda: dialing_started(ids), timeout=60, interval=POLL_S, what="the first call")
+    wait_for(lambda: dialing_started(ids), timeout=first_call_s(len(ids)), interval=POLL_S,
+             what="the first call")
     postgres = request.getfixturevalue("postgres_server") if "postgres" in database_url else None
     with database_down(database_url, postgres):
         # No query from here: the test's own connections would meet the outage too.
-        wait_for(lambda: DB_RETRY.search(worker_logs(stack)), timeout=90, interval=0.25,
+        # The next dispatch tick or reconciler run meets the outage; on SQLite, once it has
+        # waited out the busy timeout.
+        wait_for(lambda: DB_RETRY.search(worker_logs(stack)),
+                 timeout=reconciler_runs_s(1) + deadline(SQLITE_BUSY_TIMEOUT_S), interval=0.25,
                  what="a task to retry after a database error")
     wait_all_final(stack, ids)
     assert_promises(stack, ids)
@@ -368,7 +379,8 @@ def test_webhook_down_the_reconciler_finishes_every_call(make_stack):
 
     stack = start(make_stack)
     ids = enqueue(stack)
-    wait_for(lambda: dialing_started(ids), timeout=60, interval=POLL_S, what="the first call")
+    wait_for(lambda: dialing_started(ids), timeout=first_call_s(len(ids)), interval=POLL_S,
+             what="the first call")
     next(p for p in stack.processes if p.name == "webhook").stop()
     down_since = time.time()
     # Down until the whole campaign is over: the reconciler alone has to finish it.
@@ -432,7 +444,8 @@ def test_hostile_values_with_a_valid_signature_are_stored_inert(make_stack):
         rows = [row for row in rows if row.payload.get("From") == hostile["From"]]
         return rows if len(rows) == len(posts) else None
 
-    rows = wait_for(stored, timeout=30, interval=POLL_S, what="the three callbacks stored")
+    rows = wait_for(stored, timeout=deadline(0), interval=POLL_S,
+                    what="the three callbacks stored")
     for call_sid, attempt_id, payload in rows:
         assert {k: payload[k] for k in hostile} == hostile
         assert (attempt_id is None) == (call_sid == stranger)

@@ -14,7 +14,9 @@ from typing import Any
 from tests.support.servers import PostgresServer
 from tests.support.stack import Stack
 from tests.support.waiting import wait_for
+from worker.dialing import longest_create_s
 from worker.processes import Process
+from worker.settings import get_settings
 
 FINAL = {"completed", "failed", "canceled"}
 CALL_FINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
@@ -30,6 +32,39 @@ FAULT_SETTINGS = {
     "DIALER_MAX_PACING_WAIT": "0.3",
     "DIALER_TWILIO_TIMEOUT": "1",
 }
+
+
+# How long a test waits for a step: the longest the settings let that step take, times
+# LOAD_SLACK, and never under MIN_WAIT_S. The suite holds with every core also busy with
+# other work (a CPU hog on each core), where a process queued behind the hog loses whole
+# seconds whatever the settings say.
+LOAD_SLACK = 3
+MIN_WAIT_S = 20.0
+
+
+def deadline(by_design: float) -> float:
+    return max(MIN_WAIT_S, LOAD_SLACK * by_design)
+
+
+def first_call_s(jobs: int) -> float:
+    """Until workers are placing a campaign's calls: at most the campaign's pace away."""
+    return deadline(jobs / get_settings().calls_per_second)
+
+
+def reconciler_runs_s(runs: int) -> float:
+    """`runs` more reconciler runs: beat sends one every interval; each waits its turn."""
+    return deadline(runs * (get_settings().reconcile_interval + 1))
+
+
+def drain_s(jobs: int, max_attempts: int, retry_delay: float) -> float:
+    """A campaign under a fault: an attempt its worker left `creating` is released after
+    longest_create_s() and the grace; then every attempt waits its pace slot, a dispatch
+    tick, a stale-queue sweep and its retry delay."""
+    settings = get_settings()
+    per_attempt = (jobs / settings.calls_per_second + settings.dispatch_interval
+                   + settings.queued_stale_after + retry_delay)
+    return deadline(longest_create_s() + settings.unknown_grace + settings.reconcile_interval
+                    + max_attempts * per_attempt)
 
 
 def jobs_of(ids: dict[str, str]) -> dict[str, Any]:
@@ -85,7 +120,8 @@ def supervise(stack: Stack, process: Process) -> bool:
             return "exited"
         return "reconnected" if process.log().count("Connected to redis") >= 2 else None
 
-    if wait_for(settled, timeout=60, interval=0.1,
+    # Celery retries a lost broker at growing intervals, at most 30 s apart.
+    if wait_for(settled, timeout=deadline(30), interval=0.1,
                 what=f"{process.name} to reconnect or exit") == "reconnected":
         return False
     # Seen with celery 5.7.0 (not 5.6.3): the consumer closes the lost connection after

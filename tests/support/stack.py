@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.support.simulator_fixtures import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN
-from tests.support.waiting import free_port, port_open, wait_for
+from tests.support.waiting import free_port
 from worker.models import Job
-from worker.processes import Process, beat_argv, webhook_argv, worker_argv
+from worker.processes import Process, beat_argv, stop_all, wait_port, webhook_argv, worker_argv
 
 if TYPE_CHECKING:
     from simulator import Simulator
@@ -74,21 +74,30 @@ class Stack:
         process.wait_for_log("beat: Starting")
         return process
 
-    def start_webhook(self) -> Process:
-        process = self._spawn("webhook", webhook_argv(self.webhook_port))
-        wait_for(lambda: port_open(self.webhook_port), timeout=20, what="webhook to listen")
+    def _spawn_webhook(self, workers: int = 1) -> Process:
+        # One gunicorn worker unless asked: a test's callbacks are few, and a process costs
+        # CPU to start.
+        return self._spawn("webhook", webhook_argv(self.webhook_port, workers))
+
+    def start_webhook(self, workers: int = 1) -> Process:
+        process = self._spawn_webhook(workers)
+        wait_port(process, self.webhook_port)
         return process
 
     def start_all(self, workers: int = 1, concurrency: int = 2) -> Stack:
-        self.start_webhook()
-        for n in range(workers):
-            self.start_worker(f"w{n + 1}", concurrency)
-        self.start_beat()
+        """Every process started side by side, then waited for: none needs another to start."""
+        webhook = self._spawn_webhook()
+        started = [self._spawn(f"w{n + 1}", worker_argv(f"w{n + 1}", concurrency))
+                   for n in range(workers)]
+        beat = self._spawn("beat", beat_argv(self.workdir / "beat-schedule"))
+        wait_port(webhook, self.webhook_port)
+        for worker in started:
+            worker.wait_for_log(" ready.")
+        beat.wait_for_log("beat: Starting")
         return self
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
+        stop_all(self.processes)
 
     def logs(self) -> str:
         return "\n".join(f"===== {p.name}\n{p.log()[-4000:]}" for p in self.processes)
