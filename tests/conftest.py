@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 pytest_plugins = [
@@ -9,6 +11,14 @@ pytest_plugins = [
     "tests.support.simulator_fixtures",
     "tests.support.stack_fixtures",
 ]
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Some tests press Ctrl-C on a process they start, as a user at a terminal would. A run
+    # started in the background by a non-interactive shell (`make test &`, many CI scripts)
+    # inherits SIGINT ignored (POSIX), and so would every process it starts: give the run
+    # the disposition a terminal gives it. pytest-xdist's workers run this too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 # Tests that run whole stacks of processes for up to a minute go first: run side by side
 # (`pytest -n`), the suite then ends on short tests instead of waiting for one long one.
