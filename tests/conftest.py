@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.support.stack_fixtures",
 ]
 
+
 def pytest_configure(config: pytest.Config) -> None:
     # Some tests press Ctrl-C on a process they start, as a user at a terminal would. A run
     # started in the background by a non-interactive shell (`make test &`, many CI scripts)

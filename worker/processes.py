@@ -39,9 +39,13 @@ class Process:
     def stop(self, timeout: float = 15) -> None:
         stop_all([self], timeout)
 
-    def _signal(self, signum: int) -> None:
+    def signal_group(self, signum: int) -> None:
+        """Signal the whole process group (prefork children too), if it is still there."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signum)
+
+    def close_log(self) -> None:
+        self._log.close()
 
 
 def stop_all(processes: Iterable[Process], timeout: float = 15) -> None:
@@ -50,16 +54,16 @@ def stop_all(processes: Iterable[Process], timeout: float = 15) -> None:
     processes = list(processes)
     running = [p for p in processes if p.proc.poll() is None]
     for process in running:
-        process._signal(signal.SIGTERM)
+        process.signal_group(signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for process in running:
         try:
             process.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            process._signal(signal.SIGKILL)
+            process.signal_group(signal.SIGKILL)
             process.proc.wait(timeout=5)
     for process in processes:
-        process._log.close()
+        process.close_log()
 
 
 def worker_argv(name: str, concurrency: int,

@@ -304,8 +304,7 @@ def test_ambiguous_creates_are_adopted_not_dialed_again(make_stack):
                                   .where(Attempt.error_message.like("%Timeout%"))) or 0
 
     wait_for(lambda: unknown_attempts() >= 2, timeout=first_call_s(len(ids)) + deadline(timeout),
-             interval=POLL_S,
-             what="two creates to time out")
+             interval=POLL_S, what="two creates to time out")
     stack.sim.set_faults(api_error_rate=0.2, api_error_statuses=(500, 502, 504),
                          ambiguous_after_create=True)
     wait_all_final(stack, ids)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import warnings
@@ -108,7 +107,7 @@ def worker_logs(stack: Stack) -> str:
 
 def kill(process: Process) -> None:
     """SIGKILL the worker's whole process group: main process and prefork children."""
-    os.killpg(process.proc.pid, signal.SIGKILL)
+    process.signal_group(signal.SIGKILL)
     process.proc.wait(timeout=10)
 
 
