@@ -24,10 +24,12 @@ demo: venv redis
 
 test: venv redis
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -n $(TEST_PROCESSES) --maxschedchunk 1
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff format --check .
 
 bench: venv redis

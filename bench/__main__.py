@@ -2,11 +2,10 @@
 
     python -m bench [--only pacing latency] [--quick]
 
-Each benchmark runs as its own `python -m bench.NAME` process: the Celery app binds its
-broker URL once per process, and a crash or Ctrl-C in one leaves no process of another
-behind. Each prints its table and writes bench/results/NAME.json. `--quick` passes the
-smoke-run options below (tiny sizes, one run, no wait for a quiet machine), to check
-the benchmarks work, not to produce figures.
+Each benchmark runs as its own `python -m bench.NAME` process, so a crash or Ctrl-C in
+one leaves no process of another behind. Each prints its table and writes
+bench/results/NAME.json. `--quick` passes the smoke-run options below (tiny sizes, one
+run, no wait for a quiet machine), to check the benchmarks work, not to produce figures.
 """
 
 from __future__ import annotations

@@ -35,6 +35,9 @@ from bench.common import (
     spread,
     write_results,
 )
+from worker.producer.campaigns import create_campaign
+from worker.store.database import upgrade
+from worker.wiring import default_context, reset_default_context
 
 GOAL_ROWS_PER_S = 20_000
 
@@ -51,15 +54,12 @@ def write_contacts(path: Path, rows: int) -> None:
 
 
 def import_once(url: str, path: Path) -> dict[str, Any]:
-    from worker.campaigns import create_campaign
-    from worker.db import get_engine, upgrade
-    from worker.settings import get_settings
-
     os.environ["DIALER_DATABASE_URL"] = url
-    get_settings.cache_clear()
-    upgrade(get_engine())
+    reset_default_context()
+    ctx = default_context()
+    upgrade(ctx.database.engine)
     started = time.perf_counter()
-    result = create_campaign("bench", contacts=path, url=VOICE_URL)
+    result = create_campaign(ctx, "bench", contacts=path, url=VOICE_URL)
     elapsed = time.perf_counter() - started
     return {"rows": result.rows, "imported": result.imported,
             "invalid": len(result.invalid), "duplicates": result.duplicates,

@@ -5,7 +5,7 @@
 
 For each backend and offered rate: a fresh database, Redis flushed, and every process
 real and separate: the simulator (`python -m simulator`, its own process so its CPU is
-not ours), the webhook under gunicorn, one Celery worker and beat, as tests/support/stack.py
+not ours), the webhook under gunicorn, one Celery worker and beat, as harness/stack.py
 starts them, with DIALER_CALLS_PER_SECOND far above the offered rate so the pace is not
 what limits. The offer is open loop: jobs are written to the jobs table in advance as
 `scheduled` with next_attempt_at = t0 + i/rate, so the dispatcher (beat, every
@@ -60,9 +60,12 @@ from bench.common import (
     write_results,
 )
 from bench.procstats import Profiler, Tracked, machine_ticks, print_hot_spots, self_cpu_s
-from tests.support.simulator_fixtures import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN
-from tests.support.stack import Stack, clean_environ
-from worker.processes import Process, free_port, wait_port
+from harness.stack import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN, Stack, clean_environ
+from worker.demo.processes import Process, free_port, wait_port
+from worker.domain.statuses import JobStatus
+from worker.engine.context import Context
+from worker.store.database import upgrade
+from worker.store.models import Attempt, Event, Job
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ceiling.json"
 GOAL_CALLS_PER_S = 100
@@ -101,14 +104,10 @@ def start_simulator(workdir: Path, time_scale: float) -> SimProcess:
     return SimProcess(process, f"http://127.0.0.1:{port}")
 
 
-def offer(rate: float, count: int, t0: datetime) -> None:
+def offer(ctx: Context, rate: float, count: int, t0: datetime) -> None:
     """`count` single-call jobs, due one every 1/rate s from t0, as enqueue_call stores them
     (already valid E.164 numbers; default retry policy; no campaign)."""
-    from worker.db import session_scope
-    from worker.models import Job, JobStatus
-    from worker.settings import get_settings
-
-    settings = get_settings()
+    settings = ctx.settings
     now = datetime.now(UTC)
     rows = [{
         "id": uuid.uuid4().hex, "to": f"+1415{2000000 + n:07d}", "from_": settings.default_from,
@@ -119,27 +118,21 @@ def offer(rate: float, count: int, t0: datetime) -> None:
         "next_attempt_at": t0 + timedelta(seconds=n / rate), "queued_at": None,
         "attempts": 0, "created_at": now, "updated_at": now,
     } for n in range(count)]
-    with session_scope() as session:
+    with ctx.database.session() as session:
         for start in range(0, count, 5000):
             session.execute(insert(Job), rows[start:start + 5000])
 
 
-def job_counts() -> Counter[str]:
+def job_counts(ctx: Context) -> Counter[str]:
     """Jobs per status: the offer is measured by what reached a final state."""
-    from worker.db import session_scope
-    from worker.models import Job
-
-    with session_scope() as session:
+    with ctx.database.session() as session:
         rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
     return Counter({str(status): n for status, n in rows})
 
 
-def event_counts() -> dict[str, int]:
+def event_counts(ctx: Context) -> dict[str, int]:
     """Events and attempts stored: every finished call must have left its four events."""
-    from worker.db import session_scope
-    from worker.models import Attempt, Event
-
-    with session_scope() as session:
+    with ctx.database.session() as session:
         events = session.scalar(select(func.count()).select_from(Event)) or 0
         attempts, finished = session.execute(select(
             func.count(), func.sum(case((Attempt.ended_at.is_not(None), 1), else_=0))
@@ -169,7 +162,7 @@ class Step:
     machine_busy: float
 
 
-def measure(rate: float, count: int, start_mono: float, tracked: dict[str, Tracked],
+def measure(ctx: Context, rate: float, count: int, start_mono: float, tracked: dict[str, Tracked],
             args: argparse.Namespace, on_window: Callable[[], None]) -> Step:
     """Sample job counts and CPU every 2 s until the window ends (or the backlog runs away)."""
     samples: list[dict[str, Any]] = []
@@ -181,7 +174,7 @@ def measure(rate: float, count: int, start_mono: float, tracked: dict[str, Track
     while True:
         time.sleep(SAMPLE_EVERY_S)  # a sampling period, not a wait for a condition
         elapsed = time.monotonic() - start_mono
-        counts = job_counts()
+        counts = job_counts(ctx)
         offered = max(0, min(count, math.floor(elapsed * rate) + 1))
         final = sum(counts[s] for s in FINAL)
         cpu = {name: round(t.sample(), 3) for name, t in tracked.items()}
@@ -204,9 +197,9 @@ def measure(rate: float, count: int, start_mono: float, tracked: dict[str, Track
                 busy / total if total else math.nan)
 
 
-def drain(count: int, deadline: float) -> None:
+def drain(ctx: Context, count: int, deadline: float) -> None:
     """Wait (until the monotonic `deadline`) for every offered job to reach a final state."""
-    while sum(job_counts()[s] for s in FINAL) < count and time.monotonic() < deadline:
+    while sum(job_counts(ctx)[s] for s in FINAL) < count and time.monotonic() < deadline:
         time.sleep(0.5)  # polling the database: nothing signals a job's end to this process
 
 
@@ -223,10 +216,8 @@ def run_step(started: Servers, backend: str, rate: float, args: argparse.Namespa
                   DIALER_CALLS_PER_SECOND=str(args.pace), DIALER_DISPATCH_INTERVAL="1",
                   DIALER_QUEUED_STALE_SECONDS="120", DIALER_TWILIO_TIMEOUT="15")
     try:
-        point_producer_at(stack.env)
-        from worker.db import get_engine
-
-        get_engine()  # SQLite: created and migrated here, not raced by the processes
+        ctx = point_producer_at(stack.env)
+        upgrade(ctx.database.engine)  # SQLite: created here, not raced by the processes
         webhook = stack.start_webhook()
         worker = stack.start_worker("w1", args.concurrency)
         beat = stack.start_beat()
@@ -234,7 +225,7 @@ def run_step(started: Servers, backend: str, rate: float, args: argparse.Namespa
         # late, and must not see an offer that already stopped.
         count = math.ceil(rate * (args.warmup + args.duration + TAIL_S))
         t0 = datetime.now(UTC) + timedelta(seconds=LEAD_S + count / 20_000)
-        offer(rate, count, t0)
+        offer(ctx, rate, count, t0)
         ours = {"worker": Tracked("worker", worker.proc.pid),
                 "beat": Tracked("beat", beat.proc.pid),
                 "webhook": Tracked("webhook", webhook.proc.pid)}
@@ -255,14 +246,14 @@ def run_step(started: Servers, backend: str, rate: float, args: argparse.Namespa
                 profiler.start({"worker": worker.proc.pid, "webhook": webhook.proc.pid},
                                max(1.0, args.duration - 2 * SAMPLE_EVERY_S))
 
-        step = measure(rate, count, start_mono, tracked, args, on_window)
+        step = measure(ctx, rate, count, start_mono, tracked, args, on_window)
         profile = profiler.finish() if profiler is not None else None
         # Let what was offered drain, to check every job ended (and to see the lag).
         last_offer = start_mono + count / rate
-        drain(count, time.monotonic() + 5 if step.gave_up else last_offer + args.drain)
+        drain(ctx, count, time.monotonic() + 5 if step.gave_up else last_offer + args.drain)
         drained = time.monotonic() - last_offer
-        integrity = event_counts()
-        final_counts = dict(job_counts())
+        integrity = event_counts(ctx)
+        final_counts = dict(job_counts(ctx))
         for t in tracked.values():
             t.sample()
         return summarise_step(backend, rate, args, load, step, tracked, ours, final_counts,

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from simulator import Simulator
-from tests.support.faults import (
+from bench.common import point_producer_at
+from harness.faults import (
     FAULT_SETTINGS,
     FINAL,
     breaches,
@@ -38,10 +38,12 @@ from tests.support.faults import (
     supervise,
     worker_logs,
 )
-from tests.support.servers import PostgresServer, RedisServer
-from tests.support.simulator_fixtures import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN
-from tests.support.stack import VOICE_URL, Stack
-from tests.support.waiting import wait_for
+from harness.servers import PostgresServer, RedisServer
+from harness.stack import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN, VOICE_URL, Stack
+from harness.waiting import wait_for
+from simulator import Simulator
+from worker.api import enqueue_call
+from worker.store.database import upgrade
 
 # scenario, share of jobs, enqueue options
 MIX: list[tuple[list[str], int, dict[str, Any]]] = [
@@ -108,8 +110,6 @@ class Chaos:
 
 
 def enqueue(stack: Stack, jobs: int, rng: random.Random) -> dict[str, str]:
-    from worker import enqueue_call
-
     numbers = [f"+1415555{3000 + n:04d}" for n in range(jobs)]
     kinds = [kind for kind, share, _ in MIX for _ in range(share)]
     options = {tuple(kind): extra for kind, _, extra in MIX}
@@ -147,11 +147,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     time_scale=0.02, seed=args.seed).start()
     stack = Stack(workdir, redis_server.url, database_url, sim,
                   **{**FAULT_SETTINGS, "DIALER_CALLS_PER_SECOND": str(args.cps)})
-    os.environ.update({k: v for k, v in stack.env.items() if k.startswith(("DIALER_", "TWILIO_"))})
+    ctx = point_producer_at(stack.env)
     try:
-        from worker.db import get_engine, upgrade
-
-        upgrade(get_engine())
+        upgrade(ctx.database.engine)
         stack.start_all(workers=2, concurrency=2)
         chaos = Chaos(stack, redis_server, postgres, rng)
         chaos.api_errors(after_create=False)

@@ -2,8 +2,8 @@
 stack, statistics and the printed table with the goal beside each figure.
 
 Process management is not written again here: Redis and PostgreSQL come from
-tests/support/servers.py, the dialer's processes from tests/support/stack.py
-(worker/processes.py underneath), so a benchmark starts exactly what the tests start.
+harness/servers.py, the dialer's processes from harness/stack.py (worker/demo/processes.py
+underneath), so a benchmark starts exactly what the tests start.
 """
 
 from __future__ import annotations
@@ -27,13 +27,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tests.support.servers import PostgresServer, RedisServer
+import redis
+from sqlalchemy import create_engine
 
-if TYPE_CHECKING:
-    from simulator import Simulator
-    from tests.support.stack import Stack
+from harness.servers import PostgresServer, RedisServer
+from harness.stack import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN, Stack
+from simulator import Simulator
+from worker.demo.processes import Process, beat_argv, worker_argv
+from worker.engine.context import Context
+from worker.store.database import upgrade
+from worker.wiring import default_context, reset_default_context
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +50,7 @@ VOICE_URL = "https://example.com/voice.xml"
 # a process's first create pays for its connections and first queries, which production
 # workers, running for days, have long paid.
 WARM_UP_CALLS = 8
-# Production defaults, not the tests' fast ticks (tests/support/stack.py FAST_SETTINGS):
+# Production defaults, not the tests' fast ticks (harness/stack.py FAST_SETTINGS):
 # dispatch every 1 s decides how late a retry fires.
 PRODUCTION_TICKS = {"DIALER_DISPATCH_INTERVAL": "1", "DIALER_QUEUED_STALE_SECONDS": "120",
                     "DIALER_TWILIO_TIMEOUT": "15"}
@@ -264,10 +269,6 @@ class Servers:
         if self.postgres is None:
             raise RuntimeError("PostgreSQL was not started for this benchmark")
         url = self.postgres.create_database(f"bench{os.getpid()}_{self._databases}")
-        from sqlalchemy import create_engine
-
-        from worker.db import upgrade
-
         engine = create_engine(url)
         try:
             upgrade(engine)
@@ -305,27 +306,16 @@ def servers(postgres: bool = False) -> Iterator[Servers]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def point_producer_at(env: dict[str, str]) -> None:
-    """Make this process a producer of the stack described by `env` (settings read again).
-
-    The Celery app reads the broker URL once, at import: a benchmark process uses one
-    Redis for its whole life, and must call this before anything imports worker.tasks.
+def point_producer_at(env: dict[str, str]) -> Context:
+    """Make this process a producer of the stack described by `env`: its DIALER_ and
+    TWILIO_ settings replace this process's, and the default context (settings, database,
+    broker), which worker.api uses, is built again from them. Returns that context.
     """
     for key in [k for k in os.environ if k.startswith(("DIALER_", "TWILIO_"))]:
         del os.environ[key]
     os.environ.update({k: v for k, v in env.items() if k.startswith(("DIALER_", "TWILIO_"))})
-    from worker import db, dialing, gateway, settings
-
-    for cached in (settings.get_settings, gateway.get_client, dialing.get_redis,
-                   dialing.get_pacer):
-        cached.cache_clear()
-    for url in list(db._engines):
-        db._engines.pop(url).dispose()
-    if "worker.celery_app" in sys.modules:
-        from worker.celery_app import app
-
-        if app.conf.broker_url != env.get("DIALER_REDIS_URL"):
-            raise RuntimeError("the Celery app was imported with another Redis; one per process")
+    reset_default_context()
+    return default_context()
 
 
 def ms(seconds: float) -> float:
@@ -351,12 +341,6 @@ def dialer_stack(srv: Servers, rundir: Path, database: str, *, cps: float, time_
     """A fresh database, the simulator in this process and the webhook, with this process
     as the producer; workers and beat come from `start_workers`, so a benchmark may
     enqueue before anything consumes. Everything stops whatever happens."""
-    import redis
-
-    from simulator import Simulator
-    from tests.support.simulator_fixtures import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN
-    from tests.support.stack import Stack
-
     redis.Redis.from_url(srv.redis.url).flushall()  # no pace, queue or message left over
     sim = Simulator(SIM_ACCOUNT_SID, SIM_AUTH_TOKEN, cps=cps, time_scale=time_scale,
                     seed=seed).start()
@@ -380,8 +364,6 @@ def start_workers(stack: Stack, app: str = "worker", instances: Sequence[str] = 
 
     `app` is the Celery app module (`-A`): bench.naive_dialer swaps the limiter.
     """
-    from worker.processes import Process, beat_argv, worker_argv
-
     # The processes run in the run's directory: `bench` is importable from the checkout only.
     env = {**stack.env, "PYTHONPATH": os.pathsep.join(
         p for p in (str(ROOT), stack.env.get("PYTHONPATH")) if p)}

@@ -7,7 +7,7 @@ A private redis-server runs (every enqueue_call publishes place_call to it) and 
 consumes, so the figure is the producer's cost alone: validation, the DNC check, one
 committed INSERT and one publish per job; with `enqueue_calls`, one transaction and one
 broker connection per batch of --batch jobs. PostgreSQL is a throwaway cluster started
-with tests/support/servers.py's PostgresServer (fsync off, as the tests run it; a
+with harness/servers.py's PostgresServer (fsync off, as the tests run it; a
 production server with fsync on pays one WAL flush per commit on top). Each run gets a
 fresh database and a warm-up of 50 jobs that are not counted. Besides jobs/s, each run
 records the producer's CPU time per job (time.process_time): a per-call cost that the
@@ -28,6 +28,8 @@ import sys
 import time
 from typing import Any
 
+import redis
+
 from bench.common import (
     Servers,
     add_run_options,
@@ -44,6 +46,7 @@ from bench.common import (
     spread,
     write_results,
 )
+from worker.api import enqueue_call, enqueue_calls
 
 GOAL_JOBS_PER_S = 1000
 WARM_UP = 50
@@ -59,8 +62,6 @@ def producer_env(srv: Servers, backend: str) -> dict[str, str]:
 
 def loop(jobs: int, offset: int, batch: int = 1) -> list[float]:
     """Seconds per enqueue_call (batch 1) or per enqueue_calls of `batch` jobs."""
-    from worker.producer import enqueue_call, enqueue_calls
-
     took = []
     for start in range(offset, offset + jobs, batch):
         calls = [{"to": f"+1{AREAS[n // 10_000 % len(AREAS)]}555{n % 10_000:04d}",
@@ -76,8 +77,6 @@ def loop(jobs: int, offset: int, batch: int = 1) -> list[float]:
 
 def one_run(srv: Servers, backend: str, jobs: int, batch: int, run: int,
             quiet_timeout: float, first: bool) -> dict[str, Any]:
-    import redis
-
     load = settle(first, quiet_timeout)
     redis.Redis.from_url(srv.redis.url).flushall()
     point_producer_at(producer_env(srv, backend))

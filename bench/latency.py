@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench.common import (
     PRODUCTION_TICKS,
@@ -53,9 +53,8 @@ from bench.common import (
     start_workers,
     write_results,
 )
-
-if TYPE_CHECKING:
-    from simulator import Simulator
+from simulator import Simulator
+from worker.api import enqueue_call, get_job
 
 TIME_SCALE = 0.02  # a busy call ends in tens of ms, a 10 s answered call in 0.2 s
 GOAL_P50_MS = 50.0
@@ -73,8 +72,6 @@ def arrival(sim: Simulator, to: str, nth: int, timeout: float) -> float | None:
 
 
 def one_run(srv: Servers, run: int, args: argparse.Namespace) -> dict[str, Any]:
-    from worker.producer import enqueue_call, get_job
-
     load = settle(run == 0, args.quiet_timeout)
     print(f"  run {run + 1} (load {load['load_1m']:.2f}, CPU {load['cpu_busy']:.0%} busy)",
           flush=True)

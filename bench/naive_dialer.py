@@ -4,20 +4,24 @@
     NAIVE_LIMITER=none celery -A bench.naive_dialer worker ...
 
 This is the project's own Celery app and tasks (claim, preflight, create, record, status
-handling: every step and cost the same), with one change: the Redis pacer is replaced by
-one that never waits. With `rate_limit`, Celery's built-in `rate_limit` is set on
-place_call instead; Celery enforces it in each worker instance's consumer, not across
-instances, so two instances may dial at twice the rate. With `none`, nothing limits the
-creates. The comparison therefore measures the limiter and nothing else.
+handling: every step and cost the same), with one change: the tasks get the worker's
+context with its Redis pacer replaced by one that never waits. With `rate_limit`,
+Celery's built-in `rate_limit` is set on place_call instead; Celery enforces it in each
+worker instance's consumer, not across instances, so two instances may dial at twice
+the rate. With `none`, nothing limits the creates. The comparison therefore measures the
+limiter and nothing else.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 
-from worker import dialing
+from worker import tasks
 from worker.celery_app import app
-from worker.tasks import place_call
+from worker.engine.context import Context
+from worker.wiring import default_context
 
 __all__ = ["app"]
 
@@ -31,16 +35,23 @@ class Unpaced:
         return 0.0
 
 
+@functools.cache
+def unpaced_context() -> Context:
+    """The context the tasks would run with, its pacer swapped for Unpaced."""
+    return dataclasses.replace(default_context(), pacer=Unpaced())
+
+
 def _install() -> None:
-    """Patch before the worker forks, so every prefork child dials without the pace."""
+    """Before the worker forks, so every prefork child dials without the pace: each task
+    run asks worker.tasks' `default_context` for its context."""
     limiter = os.environ.get("NAIVE_LIMITER", "rate_limit")
     if limiter not in LIMITERS:
         raise RuntimeError(f"NAIVE_LIMITER must be one of {', '.join(LIMITERS)}, "
                            f"got {limiter!r}")
-    dialing.get_pacer = Unpaced  # type: ignore[assignment]
+    tasks.default_context = unpaced_context
     if limiter == "rate_limit":
         # The consumer reads the task's rate_limit when it starts and builds its token bucket.
-        place_call.rate_limit = os.environ.get("NAIVE_RATE_LIMIT", "1/s")
+        tasks.place_call.rate_limit = os.environ.get("NAIVE_RATE_LIMIT", "1/s")
 
 
 _install()

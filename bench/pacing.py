@@ -67,6 +67,10 @@ from bench.common import (
     write_results,
 )
 from simulator.engine import STRICT_GRACE_S
+from worker.adapters.broker import create_celery
+from worker.api import enqueue_call
+from worker.domain.names import DIAL_QUEUE
+from worker.wiring import default_context
 
 MODES = ("dialer", "celery rate_limit", "no limiter")
 APPS = {"dialer": "worker", "celery rate_limit": "bench.naive_dialer",
@@ -120,23 +124,22 @@ def dial_queue_paused(instances: int) -> Iterator[None]:
     """The workers stop taking dial messages meanwhile (Celery's remote control), then all
     resume at once: a backlog waits for warm workers, and the producer's burst does not
     share the CPU (nor this process's GIL with the simulator) with the measured creates."""
-    from worker.celery_app import DIAL_QUEUE, app
-
-    replies = app.control.cancel_consumer(DIAL_QUEUE, reply=True, timeout=10, limit=instances)
-    if len(replies) != instances:
-        raise RuntimeError(f"{len(replies)} of {instances} worker instances paused: {replies}")
-    try:
-        yield
-    finally:
-        app.control.add_consumer(DIAL_QUEUE, reply=True, timeout=10, limit=instances)
+    with create_celery(default_context().settings, set_as_current=False) as app:
+        replies = app.control.cancel_consumer(DIAL_QUEUE, reply=True, timeout=10,
+                                              limit=instances)
+        if len(replies) != instances:
+            raise RuntimeError(f"{len(replies)} of {instances} worker instances paused: "
+                               f"{replies}")
+        try:
+            yield
+        finally:
+            app.control.add_consumer(DIAL_QUEUE, reply=True, timeout=10, limit=instances)
 
 
 def run_once(srv: Servers, rundir: Path, mode: str, cps: float, calls: int, run: int,
              database: str) -> dict[str, Any]:
     """Warm the workers up, queue every measured job while they are paused, let them go;
     only the measured creates count."""
-    from worker.producer import enqueue_call
-
     env = {"NAIVE_LIMITER": "none" if mode == "no limiter" else "rate_limit",
            "NAIVE_RATE_LIMIT": f"{cps:g}/s"}
     with dialer_stack(srv, rundir, database, cps=cps, time_scale=TIME_SCALE, seed=run,

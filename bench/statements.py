@@ -19,49 +19,47 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bench.common import machine, point_producer_at, print_table, servers, write_results
+from sqlalchemy import event
+
+from bench.common import Servers, machine, point_producer_at, print_table, servers, write_results
 from bench.enqueue import producer_env
+from worker.engine import dialing, status
+from worker.producer.jobs import enqueue_call
 
 BACKENDS = ("sqlite", "postgresql")
 STATUSES = ("initiated", "ringing", "in-progress", "completed")
 
 
-def count_one_backend(srv: Any, backend: str, calls: int) -> dict[str, dict[str, float]]:
-    from sqlalchemy import event
-
+def count_one_backend(srv: Servers, backend: str, calls: int) -> dict[str, dict[str, float]]:
     env = producer_env(srv, backend)
     env.update(DIALER_PUBLIC_URL="https://example.com", TWILIO_ACCOUNT_SID="AC" + "1" * 32,
                TWILIO_AUTH_TOKEN="not-used")
-    point_producer_at(env)
-    from worker import dialing, status
-    from worker.db import get_engine
-    from worker.producer import enqueue_call
-
+    ctx = point_producer_at(env)
     step = ["enqueue"]
     counts: dict[str, dict[str, int]] = {}
 
     def tally(kind: str) -> None:
         counts.setdefault(step[0], {"statements": 0, "commits": 0})[kind] += 1
 
-    engine = get_engine()
+    engine = ctx.database.engine
     event.listen(engine, "before_cursor_execute", lambda *_: tally("statements"))
     event.listen(engine, "commit", lambda *_: tally("commits"))
     for n in range(calls):
         step[0] = "enqueue"
-        job_id = enqueue_call(f"+1415555{n:04d}", url="https://example.com/voice.xml")
+        job_id = enqueue_call(ctx, f"+1415555{n:04d}", url="https://example.com/voice.xml")
         step[0] = "claim"
-        claimed = dialing.claim(job_id)
+        claimed = dialing.claim(ctx, job_id)
         if claimed is None:
             raise RuntimeError(f"job {job_id} could not be claimed")
         step[0] = "preflight"
-        dialing.preflight(job_id)
+        dialing.preflight(ctx, job_id)
         call_sid = "CA" + uuid.uuid4().hex
         step[0] = "record_created"
-        dialing.record_created(claimed, SimpleNamespace(sid=call_sid, status="queued"))
+        dialing.record_created(ctx, claimed, SimpleNamespace(sid=call_sid, status="queued"))
         step[0] = "handle_status x4"
         for sequence, call_status in enumerate(STATUSES):
-            status.handle_status({"CallSid": call_sid, "CallStatus": call_status,
-                                  "SequenceNumber": str(sequence), "CallDuration": "5"})
+            status.handle_status(ctx, {"CallSid": call_sid, "CallStatus": call_status,
+                                       "SequenceNumber": str(sequence), "CallDuration": "5"})
     del counts["enqueue"]
     per_call = {name: {kind: value / calls for kind, value in c.items()}
                 for name, c in counts.items()}

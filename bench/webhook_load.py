@@ -46,10 +46,10 @@ from bench.common import (
     write_results,
 )
 from bench.procstats import Profiler, Tracked, print_hot_spots, self_cpu_s
+from harness.stack import clean_environ
 from simulator.signing import signature
-from tests.support.stack import clean_environ
-from worker.processes import Process, free_port, wait_port, webhook_argv
-from worker.settings import EVENTS_QUEUE
+from worker.demo.processes import Process, free_port, wait_port, webhook_argv
+from worker.domain.names import EVENTS_QUEUE
 
 ACCOUNT_SID = "AC" + "be" * 16
 AUTH_TOKEN = "bench-webhook-token"

@@ -23,7 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # Tests that run whole stacks of processes for up to a minute go first: run side by side
 # (`pytest -n`), the suite then ends on short tests instead of waiting for one long one.
-LONG_FIRST = ("tests/faults/", "tests/test_demo.py")
+LONG_FIRST = ("tests/faults/", "tests/integration/test_demo.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

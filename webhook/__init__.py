@@ -1,8 +1,9 @@
 """The Flask receiver for Twilio status callbacks: verify, publish by name, answer.
 
 `flask --app webhook run` and `gunicorn "webhook:create_app()"` both find `create_app`.
-This package imports `worker.settings` and nothing else of ours, so the request path
-never touches SQLAlchemy, the models or the worker's Celery app.
+This package imports `worker.settings`, `worker.logs` and the pure `worker.domain`
+vocabulary, nothing else of ours, so the request path never touches SQLAlchemy, the models
+or the worker's Celery app.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-STATUS_PATH = "/twilio/status"
+from worker.domain.names import STATUS_CALLBACK_PATH
+
 # Why a callback was answered as it was; the status code says it exactly.
 RESULTS = {204: "accepted", 400: "bad_request", 403: "bad_signature", 405: "bad_method",
            413: "too_large", 503: "broker_down"}
@@ -36,7 +37,7 @@ def _start() -> None:
 
 
 def _count(response: Response) -> Response:
-    if request.path == STATUS_PATH and "dialer_started" in g:
+    if request.path == STATUS_CALLBACK_PATH and "dialer_started" in g:
         LATENCY.observe(time.perf_counter() - g.dialer_started)
         CALLBACKS.labels(RESULTS.get(response.status_code, str(response.status_code))).inc()
     return response

@@ -18,7 +18,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 from kombu.transport import redis as kombu_redis
 
-from worker.settings import EVENTS_QUEUE, HANDLE_STATUS_TASK
+from worker.domain.names import EVENTS_QUEUE, HANDLE_STATUS_TASK
 
 CONNECT_TIMEOUT_S = 1.0
 SOCKET_TIMEOUT_S = 2.0

@@ -19,6 +19,8 @@ from flask.typing import ResponseReturnValue
 from twilio.request_validator import RequestValidator
 
 from webhook.publisher import BROKER_ERRORS, CONNECT_TIMEOUT_S, Publisher
+from worker.domain.names import STATUS_CALLBACK_PATH
+from worker.domain.statuses import CALL_STATUSES
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,6 @@ SETTINGS_KEY = "dialer.settings"
 PUBLISHER_KEY = "dialer.publisher"
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
-CALL_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress", "completed", "busy",
-                           "no-answer", "failed", "canceled"})
 # RFC 3986 pchar plus "/": what a path may hold unescaped.
 _PATH_SAFE = "/:@!$&'()*+,;="
 
@@ -107,7 +107,7 @@ def _refuse(reason: str, url: str) -> None:
     abort(403, description="invalid signature")
 
 
-@bp.post("/twilio/status")
+@bp.post(STATUS_CALLBACK_PATH)
 def twilio_status() -> ResponseReturnValue:
     settings = _settings()
     body = _read_body(settings.webhook_max_body)

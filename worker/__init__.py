@@ -1,7 +1,11 @@
-"""The dialer's worker side: producer API, Celery app and tasks.
+"""The dialer's worker side: the producer API, the Celery app, and the layers under them.
 
-Attributes load lazily (PEP 562) so that `import worker.settings`, which the
-webhook does, pulls in neither Celery tasks nor SQLAlchemy.
+Layers, each importing only those below it (docs/ARCHITECTURE.md; checked by import-linter):
+cli, demo > api, tasks > wiring > celery_app > producer > engine > store, adapters >
+settings > domain > logs.
+
+Attributes load lazily (PEP 562): `import worker.settings`, which the webhook does, must pull
+in neither Celery nor SQLAlchemy, and `celery -A worker` finds `app` here.
 """
 
 from __future__ import annotations
@@ -9,18 +13,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {
-    "enqueue_call": "worker.producer",
-    "enqueue_calls": "worker.producer",
-    "get_job": "worker.producer",
-    "cancel_job": "worker.producer",
-    "app": "worker.celery_app",
-    "create_campaign": "worker.campaigns",
-    "pause_campaign": "worker.campaigns",
-    "resume_campaign": "worker.campaigns",
-    "cancel_campaign": "worker.campaigns",
-    "campaign_status": "worker.campaigns",
-}
+_API = ("enqueue_call", "enqueue_calls", "get_job", "cancel_job", "create_campaign",
+        "pause_campaign", "resume_campaign", "cancel_campaign", "campaign_status",
+        "list_campaigns", "write_export", "add_do_not_call", "remove_do_not_call",
+        "list_do_not_call")
+_EXPORTS = {**dict.fromkeys(_API, "worker.api"), "app": "worker.celery_app"}
 
 __all__ = sorted(_EXPORTS)
 

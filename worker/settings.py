@@ -1,6 +1,7 @@
-"""Settings from the environment, read once and validated with errors that name the variable.
+"""Settings from the environment, read once at the edge (the Celery app, the Flask factory,
+the CLI) and handed down; validated with errors that name the variable.
 
-This module imports nothing heavy: the webhook imports it and nothing else of `worker`.
+This module imports nothing heavy: the webhook imports it (and the pure domain vocabulary).
 """
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
-CALL_STATUSES_RETRYABLE = ("busy", "no-answer", "failed")
-
-# Shared by name with the webhook, which publishes without importing the tasks.
-HANDLE_STATUS_TASK = "dialer.handle_status"
-EVENTS_QUEUE = "events"
+from worker.domain.names import STATUS_CALLBACK_PATH
+from worker.domain.statuses import RETRYABLE_CALL_STATUSES
 
 
 class SettingsError(ValueError):
@@ -92,10 +90,10 @@ def parse_delays(raw: str, name: str) -> tuple[int, ...]:
 
 def parse_statuses(raw: str, name: str) -> tuple[str, ...]:
     statuses = tuple(s.strip() for s in raw.split(",") if s.strip())
-    unknown = [s for s in statuses if s not in CALL_STATUSES_RETRYABLE]
+    unknown = [s for s in statuses if s not in RETRYABLE_CALL_STATUSES]
     if unknown:
         raise SettingsError(
-            f"{name} may list only {', '.join(CALL_STATUSES_RETRYABLE)}; got {', '.join(unknown)}"
+            f"{name} may list only {', '.join(RETRYABLE_CALL_STATUSES)}; got {', '.join(unknown)}"
         )
     return statuses
 
@@ -145,7 +143,7 @@ class Settings:
             retry_delays=parse_delays(env.get("DIALER_RETRY_DELAYS", "").strip() or "300,900,3600",
                                       "DIALER_RETRY_DELAYS"),
             retry_on=parse_statuses(env.get("DIALER_RETRY_ON", "").strip()
-                                    or ",".join(CALL_STATUSES_RETRYABLE), "DIALER_RETRY_ON"),
+                                    or ",".join(RETRYABLE_CALL_STATUSES), "DIALER_RETRY_ON"),
             trusted_proxies=int(_number(env, "DIALER_TRUSTED_PROXIES", 0, minimum=0,
                                         integer=True)),
             twilio_timeout=_positive(env, "DIALER_TWILIO_TIMEOUT", 15.0),
@@ -177,7 +175,7 @@ class Settings:
 
     @property
     def status_callback_url(self) -> str:
-        return self.public_url + "/twilio/status"
+        return self.public_url + STATUS_CALLBACK_PATH
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

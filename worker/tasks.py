@@ -1,22 +1,23 @@
-"""Celery tasks: thin wrappers that hand the work to plain modules."""
+"""Celery tasks: thin wrappers that hand the work to the engine with the process's context."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import Task
+from celery.signals import worker_process_init, worker_ready
 from sqlalchemy.exc import OperationalError
 
-from worker import dialing, dispatch, reconcile, status
-from worker.celery_app import (
-    DIAL_QUEUE,
+from worker.celery_app import app
+from worker.domain.names import (
     DISPATCH_DUE_TASK,
+    HANDLE_STATUS_TASK,
     PLACE_CALL_TASK,
     RECONCILE_TASK,
-    app,
 )
-from worker.producer import publish_place_calls
-from worker.settings import HANDLE_STATUS_TASK
+from worker.engine import dialing, dispatch, metrics, reconcile, status
+from worker.wiring import default_context
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ DB_RETRY_BACKOFF_MAX_S = 60
 @app.task(name=PLACE_CALL_TASK, autoretry_for=(OperationalError,), retry_backoff=True,
           retry_backoff_max=DB_RETRY_BACKOFF_MAX_S, max_retries=DB_RETRIES)
 def place_call(job_id: str) -> None:
-    dialing.dial(job_id)
+    dialing.dial(default_context(), job_id)
 
 
 @app.task(name=HANDLE_STATUS_TASK, bind=True, autoretry_for=(OperationalError,),
@@ -40,7 +41,7 @@ def place_call(job_id: str) -> None:
 def handle_status(self: Task, params: dict[str, str], idempotency_token: str | None = None,
                   source: str = "callback") -> None:
     try:
-        status.handle_status(params, idempotency_token, source)
+        status.handle_status(default_context(), params, idempotency_token, source)
     except status.UnknownCall as exc:
         if self.request.retries >= UNKNOWN_CALL_RETRIES:
             log.warning("status for unknown call %s stored; it matches no attempt", exc)
@@ -50,12 +51,21 @@ def handle_status(self: Task, params: dict[str, str], idempotency_token: str | N
 
 @app.task(name=DISPATCH_DUE_TASK)
 def dispatch_due() -> int:
-    # kombu's Redis transport keeps a queue's waiting messages in a list of its name.
-    ids = dispatch.claim_due_batch(dial_queue_empty=dialing.get_redis().llen(DIAL_QUEUE) == 0)
-    publish_place_calls(ids)
-    return len(ids)
+    return dispatch.dispatch_due(default_context())
 
 
 @app.task(name=RECONCILE_TASK)
 def reconcile_calls() -> dict[str, int]:
-    return reconcile.reconcile()
+    return reconcile.reconcile(default_context())
+
+
+@worker_process_init.connect
+def _fresh_connections_after_fork(**_: Any) -> None:
+    default_context().database.dispose_after_fork()
+
+
+@worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    ctx = default_context()
+    if ctx.settings.metrics_port:
+        metrics.start_server(ctx.settings.metrics_port, ctx.database)

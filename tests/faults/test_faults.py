@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from tests.support.faults import (
+from harness.faults import (
     CALL_FINAL,
     FAULT_SETTINGS,
     FINAL,
@@ -43,13 +43,20 @@ from tests.support.faults import (
     supervise,
     worker_logs,
 )
+from harness.servers import RedisServer
+from harness.stack import VOICE_URL, Stack
+from harness.waiting import wait_for
 from tests.support.jobs import dialing_job
-from tests.support.servers import RedisServer
 from tests.support.simulator_fixtures import SIM_AUTH_TOKEN
-from tests.support.stack import VOICE_URL, Stack
-from tests.support.waiting import wait_for
-from worker.db import SQLITE_BUSY_TIMEOUT_S
-from worker.processes import Process
+from worker.adapters.broker import create_celery
+from worker.api import enqueue_call, get_job
+from worker.demo.processes import Process
+from worker.engine.context import Context
+from worker.engine.status import handle_status
+from worker.settings import get_settings
+from worker.store.database import SQLITE_BUSY_TIMEOUT_S
+from worker.store.models import Attempt, Event, Job
+from worker.wiring import default_context
 
 pytestmark = pytest.mark.integration
 
@@ -100,8 +107,6 @@ def start(make_stack: Callable[..., Stack], workers: int = 2, concurrency: int =
 def enqueue(stack: Stack, cases: dict[str, Any] = CASES,
             numbers: list[str] | None = None) -> dict[str, str]:
     """Every case's scenario set; the cases' jobs (or only `numbers`') enqueued."""
-    from worker import enqueue_call
-
     stack.sim.set_scenario({number: case[0] for number, case in cases.items()})
     return {number: enqueue_call(number, url=VOICE_URL, retry_delays=[RETRY_DELAY],
                                  max_attempts=MAX_ATTEMPTS, **case[1])
@@ -129,9 +134,6 @@ def reconcile_runs(stack: Stack) -> int:
 def assert_promises(stack: Stack, ids: dict[str, str], cases: dict[str, Any] = CASES) -> None:
     """Every job final with its scenario's outcome; one accepted create per attempt with a
     CallSid and none besides; attempts within max_attempts; final states that stay."""
-    from worker.db import session_scope
-    from worker.models import Event
-
     broken = breaches(stack, ids)
     assert not any(broken.values()), broken
     jobs = jobs_of(ids)
@@ -139,18 +141,18 @@ def assert_promises(stack: Stack, ids: dict[str, str], cases: dict[str, Any] = C
         job = jobs[number]
         rows = job.attempt_rows
         assert (job.status, [a.status for a in rows]) == (final, statuses), \
-            (number, job.outcome, [(a.number, a.call_sid, a.error_message) for a in rows])
+            (number, job.outcome, [(a.ordinal, a.call_sid, a.error_message) for a in rows])
         assert job.max_attempts == MAX_ATTEMPTS, number
-        assert [a.number for a in rows] == list(range(1, len(rows) + 1)), number
+        assert [a.ordinal for a in rows] == list(range(1, len(rows) + 1)), number
         assert all(a.call_sid or a.status == "rejected" for a in rows), number
     by_sid = {c.sid for c in stack.sim.creates() if c.sid}
 
-    with session_scope() as session:
+    with default_context().database.session() as session:
         pairs = session.execute(select(Event.call_sid, Event.sequence_number)).all()
     assert len(pairs) == len(set(pairs)), "an event stored twice"
 
     def no_orphans() -> bool:
-        with session_scope() as session:
+        with default_context().database.session() as session:
             orphaned = set(session.scalars(select(Event.call_sid)
                                            .where(Event.attempt_id.is_(None))))
         return not orphaned & set(by_sid)
@@ -251,8 +253,9 @@ def test_redis_restarted_without_its_data_loses_nothing(make_stack,
 
 
 def consume_dial(on: bool, workers: int) -> None:
-    """Start or stop the workers' consumers of the dial queue (celery's control API)."""
-    from worker.celery_app import app
+    """Start or stop the workers' consumers of the dial queue (celery's control API), with
+    an app of this test's settings: the workers' broker."""
+    app = create_celery(get_settings(), set_as_current=False)
 
     def answered() -> bool:
         # A new connection each time: the pooled one may predate a Redis restart.
@@ -260,8 +263,9 @@ def consume_dial(on: bool, workers: int) -> None:
             control = app.control.add_consumer if on else app.control.cancel_consumer
             return len(control("dial", reply=True, timeout=1, connection=connection)) >= workers
 
-    wait_for(answered, timeout=deadline(0), interval=0.1,
-             what=f"{workers} workers to {'start' if on else 'stop'} consuming dial")
+    with app:
+        wait_for(answered, timeout=deadline(0), interval=0.1,
+                 what=f"{workers} workers to {'start' if on else 'stop'} consuming dial")
 
 
 def waiting_jobs(broker: redis.Redis) -> set[str]:
@@ -291,15 +295,12 @@ def test_twilio_errors_before_the_create_never_double_dial(make_stack):
 def test_ambiguous_creates_are_adopted_not_dialed_again(make_stack):
     """Read timeouts after Twilio placed the call, then 500/502/504 at 20% after it placed
     the call: each attempt is marked unknown and the reconciler adopts the call it finds."""
-    from worker.db import session_scope
-    from worker.models import Attempt
-
     timeout = float(FAULT_SETTINGS["DIALER_TWILIO_TIMEOUT"])
     stack = start(make_stack, faults={"api_latency": timeout + 1})
     ids = enqueue(stack)
 
     def unknown_attempts() -> int:
-        with session_scope() as session:
+        with default_context().database.session() as session:
             return session.scalar(select(func.count()).select_from(Attempt)
                                   .where(Attempt.error_message.like("%Timeout%"))) or 0
 
@@ -312,7 +313,7 @@ def test_ambiguous_creates_are_adopted_not_dialed_again(make_stack):
 
     after_create = [c for c in stack.sim.creates() if c.status >= 500]
     assert after_create and all(c.sid for c in after_create), "no 5xx after a create"
-    with session_scope() as session:
+    with default_context().database.session() as session:
         ambiguous = session.execute(select(Attempt.call_sid, Attempt.error_message)
                                     .where(Attempt.error_message.is_not(None),
                                            Attempt.status != "rejected")).all()
@@ -325,9 +326,6 @@ def test_ambiguous_creates_are_adopted_not_dialed_again(make_stack):
 def test_dropped_duplicated_and_reordered_callbacks(make_stack):
     """10% dropped, 30% duplicated, 30% held back behind a later one: the duplicates are
     absorbed, the order is restored, and the reconciler fetches the calls that went silent."""
-    from worker.db import session_scope
-    from worker.models import Event
-
     stack = start(make_stack, faults={"callback_drop_rate": 0.1,
                                       "callback_duplicate_rate": 0.3,
                                       "callback_reorder_rate": 0.3})
@@ -346,7 +344,7 @@ def test_dropped_duplicated_and_reordered_callbacks(make_stack):
     assert any(seqs != sorted(seqs) for seqs in order.values()), "no callback reordered"
 
     lost_ends = {c.call_sid for c in dropped if c.call_status in CALL_FINAL}
-    with session_scope() as session:
+    with default_context().database.session() as session:
         fetched = set(session.scalars(select(Event.call_sid).where(
             Event.source == "reconciler", Event.call_status.in_(CALL_FINAL))))
     assert lost_ends <= fetched, "a call whose last callback was lost was never fetched"
@@ -378,9 +376,6 @@ def test_database_unavailable_for_a_while_loses_nothing(make_stack, database_url
 def test_webhook_down_the_reconciler_finishes_every_call(make_stack):
     """Every callback after the outage starts is lost (connection refused): the reconciler
     fetches each silent call, decides its job and lets its retries go on."""
-    from worker.db import session_scope
-    from worker.models import Event
-
     stack = start(make_stack)
     ids = enqueue(stack)
     wait_for(lambda: dialing_started(ids), timeout=first_call_s(len(ids)), interval=POLL_S,
@@ -395,7 +390,7 @@ def test_webhook_down_the_reconciler_finishes_every_call(make_stack):
             if c.sent_at > down_since and c.response_status is None}
     created_during = {c.sid for c in stack.sim.creates() if c.sid and c.arrived_at > down_since}
     assert created_during, "no call placed while the webhook was down"
-    with session_scope() as session:
+    with default_context().database.session() as session:
         fetched = set(session.scalars(select(Event.call_sid).where(
             Event.source == "reconciler", Event.call_status.in_(CALL_FINAL))))
     assert created_during <= lost, "a call placed during the outage had a callback answered"
@@ -403,13 +398,9 @@ def test_webhook_down_the_reconciler_finishes_every_call(make_stack):
 
 
 def test_hostile_values_with_a_valid_signature_are_stored_inert(make_stack):
-    """Bad input without a valid signature is tests/test_webhook.py's; here a correctly
-    signed callback carries SQL and HTML: it is answered 204, stored verbatim, and changes
-    no job. An unknown CallSid is kept as an orphan event."""
-    from worker import get_job
-    from worker.db import session_scope
-    from worker.models import Attempt, Event, Job
-
+    """Bad input without a valid signature is tests/integration/test_webhook.py's; here a
+    correctly signed callback carries SQL and HTML: it is answered 204, stored verbatim, and
+    changes no job. An unknown CallSid is kept as an orphan event."""
     cases = {n: CASES[n] for n in ("+14155552001", "+14155552002")}
     stack = start(make_stack, workers=1)
     ids = enqueue(stack, cases)
@@ -442,7 +433,7 @@ def test_hostile_values_with_a_valid_signature_are_stored_inert(make_stack):
     def stored() -> list[Any] | None:
         # Filtered here, not with ->> in SQL: PostgreSQL's json type keeps the escaped
         # U+0000, but refuses to turn it into text.
-        with session_scope() as session:
+        with default_context().database.session() as session:
             rows = session.execute(select(Event.call_sid, Event.attempt_id, Event.payload)
                                    .where(Event.call_sid.in_([known, stranger]))).all()
         rows = [row for row in rows if row.payload.get("From") == hostile["From"]]
@@ -454,7 +445,7 @@ def test_hostile_values_with_a_valid_signature_are_stored_inert(make_stack):
         assert {k: payload[k] for k in hostile} == hostile
         assert (attempt_id is None) == (call_sid == stranger)
     assert snapshot(ids) == before
-    with session_scope() as session:
+    with default_context().database.session() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == len(cases)
         assert session.scalar(select(func.count()).select_from(Attempt)) == len(cases)
     assert_final_states_hold(stack, ids)
@@ -482,15 +473,10 @@ def deliveries(draw: st.DrawFn) -> tuple[str, list[int]]:
     return end, order
 
 
-def feed(number: str, end: str, order: list[int]) -> tuple[Any, ...]:
+def feed(ctx: Context, number: str, end: str, order: list[int]) -> tuple[Any, ...]:
     """Deliver one call's callbacks in `order`; what the job and its attempt end up as."""
-    from worker import get_job
-    from worker.db import session_scope
-    from worker.models import Event
-    from worker.status import handle_status
-
     call_sid = "CA" + uuid.uuid4().hex
-    job_id = dialing_job(number, call_sid, retry_delays=[1], max_attempts=MAX_ATTEMPTS)
+    job_id = dialing_job(ctx, number, call_sid, retry_delays=[1], max_attempts=MAX_ATTEMPTS)
     path = PATHS[end]
     for index in order:
         params = {"CallSid": call_sid, "CallStatus": path[index], "SequenceNumber": str(index),
@@ -500,10 +486,10 @@ def feed(number: str, end: str, order: list[int]) -> tuple[Any, ...]:
             params |= {"CallDuration": "35" if end == "completed" else "0",
                        "SipResponseCode": {"completed": "200", "busy": "486",
                                            "no-answer": "487", "failed": "404"}[end]}
-        handle_status(params, idempotency_token=f"{call_sid}-{index}")
+        handle_status(ctx, params, idempotency_token=f"{call_sid}-{index}")
     job = get_job(job_id)
     (attempt,) = job.attempt_rows
-    with session_scope() as session:
+    with ctx.database.session() as session:
         events = session.scalars(select(Event.sequence_number)
                                  .where(Event.call_sid == call_sid)).all()
     return (job.status, job.outcome, job.attempts, job.next_attempt_at is not None,
@@ -514,9 +500,9 @@ def feed(number: str, end: str, order: list[int]) -> tuple[Any, ...]:
 @hsettings(max_examples=30, deadline=None, database=None, derandomize=True,
            suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(delivery=deliveries())
-def test_any_interleaving_of_a_calls_callbacks_stores_the_in_order_result(producer_env,
+def test_any_interleaving_of_a_calls_callbacks_stores_the_in_order_result(producer_env, ctx,
                                                                           delivery):
     end, order = delivery
-    in_order = feed("+14155552101", end, list(range(len(PATHS[end]))))
-    assert feed("+14155552102", end, order) == in_order
+    in_order = feed(ctx, "+14155552101", end, list(range(len(PATHS[end]))))
+    assert feed(ctx, "+14155552102", end, order) == in_order
     assert in_order[4] == end

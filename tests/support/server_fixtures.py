@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import PostgresServer, RedisServer
+from harness.servers import PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")

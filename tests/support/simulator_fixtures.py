@@ -10,10 +10,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from harness.stack import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN
 from simulator import Simulator
-
-SIM_ACCOUNT_SID = "AC" + "a1" * 16
-SIM_AUTH_TOKEN = "sim-test-token"
 
 
 @dataclass(frozen=True)

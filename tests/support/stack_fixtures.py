@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support.servers import PostgresServer, RedisServer
-from tests.support.simulator_fixtures import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN
-from tests.support.stack import Stack, clean_environ
+from harness.servers import PostgresServer, RedisServer
+from harness.stack import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN, Stack, clean_environ
+from simulator import Simulator
+from worker.engine.context import Context
+from worker.wiring import default_context, reset_default_context
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -42,20 +44,27 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def use_settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
-    """Point this test process (the producer side) at the same settings as the stack."""
-    from worker import dialing, gateway, settings
-
+    """Point this test process (the producer side, `worker.api`, `default_context()`) at the
+    same settings as the stack."""
     for key, value in env.items():
         if key.startswith(("DIALER_", "TWILIO_")):
             monkeypatch.setenv(key, value)
-    for cached in (settings.get_settings, gateway.get_client, dialing.get_redis,
-                   dialing.get_pacer):
-        cached.cache_clear()
+    reset_default_context()
     if "worker.celery_app" in sys.modules:
-        from worker.celery_app import app
-
-        # The app reads the broker URL once, at import; every test shares one Redis.
+        # The worker's app reads the broker URL once, at import; every test shares one Redis.
+        app = sys.modules["worker.celery_app"].app
         assert app.conf.broker_url == env["DIALER_REDIS_URL"], "one Redis per test session"
+
+
+@pytest.fixture
+def ctx(request: pytest.FixtureRequest) -> Context:
+    """The context this process's settings give, for tests that call the engine or the
+    producer functions directly. With `producer_env`, built after it whatever the order of
+    the test's arguments; a test using `make_stack` calls `default_context()` after
+    `make_stack(...)` instead, since the settings are known only then."""
+    if "producer_env" in request.fixturenames:
+        request.getfixturevalue("producer_env")
+    return default_context()
 
 
 @pytest.fixture
@@ -69,8 +78,6 @@ def make_stack(tmp_path: Path, redis_server: RedisServer, database_url: str,
     made: list[tuple[Stack, Any]] = []
 
     def make(sim_cps: float = 1000, time_scale: float = 0.02, **settings: str) -> Stack:
-        from simulator import Simulator
-
         sim = Simulator(account_sid=SIM_ACCOUNT_SID, auth_token=SIM_AUTH_TOKEN, cps=sim_cps,
                         time_scale=time_scale, seed=7).start()
         stack = Stack(tmp_path, redis_server.url, database_url, sim, **settings)
@@ -82,15 +89,7 @@ def make_stack(tmp_path: Path, redis_server: RedisServer, database_url: str,
     for stack, sim in made:
         stack.stop()
         sim.stop()
-    _dispose_engine(database_url)
-
-
-def _dispose_engine(url: str) -> None:
-    from worker import db
-
-    engine = db._engines.pop(url, None)
-    if engine is not None:
-        engine.dispose()
+    reset_default_context()
 
 
 @pytest.fixture
@@ -102,4 +101,4 @@ def producer_env(database_url: str, redis_server: RedisServer,
            "DIALER_DEFAULT_FROM": "+14155550100"}
     use_settings(monkeypatch, env)
     yield env
-    _dispose_engine(database_url)
+    reset_default_context()

@@ -1,0 +1,133 @@
+"""Status callbacks into follow-up tasks, end to end: the simulator calls the webhook over
+HTTP with signed callbacks, the webhook publishes, workers handle, jobs are retried."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from harness.stack import VOICE_URL
+from harness.waiting import wait_for
+from worker.api import cancel_job, enqueue_call, get_job
+from worker.store.models import Event
+from worker.wiring import default_context
+
+pytestmark = pytest.mark.integration
+
+FINAL = {"completed", "failed", "canceled"}
+RETRY_DELAY = 1
+
+# number: (scenario, enqueue kwargs, final status, attempt statuses)
+CASES = {
+    "+14155551001": (["answered"], {}, "completed", ["completed"]),
+    "+14155551002": (["busy", "answered"], {}, "completed", ["busy", "completed"]),
+    "+14155551003": (["no-answer"], {"call_options": {"timeout": 5}}, "failed",
+                     ["no-answer"] * 3),
+    "+14155551004": (["failed", "answered"], {}, "completed", ["failed", "completed"]),
+    "+14155551005": (["error:21217"], {}, "failed", ["rejected"]),
+    "+14155551008": (["busy"], {}, "failed", ["busy"] * 3),
+    "+14155551009": (["answered"], {"call_options": {"record": True}}, "completed",
+                     ["completed"]),
+    "+14155551010": (["no-answer", "answered"], {"call_options": {"timeout": 5}}, "completed",
+                     ["no-answer", "completed"]),
+    "+14155551011": (["busy"], {"retry_on": ["no-answer"]}, "failed", ["busy"]),
+    "+14155551012": (["answered"], {}, "completed", ["completed"]),
+}
+
+
+def enqueue_cases(stack, cases) -> dict[str, str]:
+    stack.sim.set_scenario({number: scenario for number, (scenario, _, _, _) in cases.items()})
+    return {number: enqueue_call(number, url=VOICE_URL, retry_delays=[RETRY_DELAY],
+                                 max_attempts=3, **kwargs)
+            for number, (_, kwargs, _, _) in cases.items()}
+
+
+def all_final(ids):
+    jobs = {number: get_job(job_id) for number, job_id in ids.items()}
+    return jobs if all(j.status in FINAL for j in jobs.values()) else None
+
+
+def assert_outcomes(stack, jobs, cases):
+    for number, (_, _, final, attempt_statuses) in cases.items():
+        job = jobs[number]
+        assert job.status == final, (number, job.status, job.outcome)
+        assert [a.status for a in job.attempt_rows] == attempt_statuses, number
+        assert job.attempts == len(attempt_statuses)
+        creates = [c for c in stack.sim.creates() if c.to == number and c.sid]
+        assert len(creates) == len(attempt_statuses) - (final == "failed" and
+                                                        attempt_statuses == ["rejected"]), number
+    with default_context().database.session() as session:
+        pairs = session.execute(select(Event.call_sid, Event.sequence_number)).all()
+        assert len(pairs) == len(set(pairs))
+
+    def no_orphans() -> bool:
+        with default_context().database.session() as session:
+            return session.scalar(select(func.count()).select_from(Event)
+                                  .where(Event.attempt_id.is_(None))) == 0
+
+    # A callback that overtook the create's answer is adopted on its retry, a few seconds
+    # later, possibly after the job went final (it is an earlier status: it changes nothing).
+    wait_for(no_orphans, timeout=20, what="every early callback adopted by its attempt")
+
+
+def test_a_dozen_jobs_reach_their_policy_outcomes(make_stack):
+    stack = make_stack(DIALER_CALLS_PER_SECOND="20").start_all(concurrency=3)
+    ids = enqueue_cases(stack, CASES)
+    stack.sim.set_scenario({**{n: s for n, (s, _, _, _) in CASES.items()},
+                            "+14155551006": ["answered:600"], "+14155551007": ["no-answer"]})
+    talking = enqueue_call("+14155551006", url=VOICE_URL)
+    ringing = enqueue_call("+14155551007", url=VOICE_URL, call_options={"timeout": 600})
+
+    def attempt_status(job_id, status):
+        job = get_job(job_id)
+        return job.attempt_rows and job.attempt_rows[-1].status == status
+
+    wait_for(lambda: attempt_status(talking, "in-progress"), timeout=20, what="an answer")
+    wait_for(lambda: attempt_status(ringing, "ringing"), timeout=20, what="ringing")
+    for job_id in (talking, ringing):
+        result = cancel_job(job_id)
+        assert result.canceled and result.status == "canceled"
+    assert not cancel_job(talking).canceled  # final now: left as it is, and we are told
+
+    jobs = wait_for(lambda: all_final(ids), timeout=60, what="every job final")
+    assert_outcomes(stack, jobs, CASES)
+
+    recorded = jobs["+14155551009"].attempt_rows[0]
+    assert recorded.recording_sid and recorded.recording_url and recorded.duration
+    assert jobs["+14155551002"].attempt_rows[0].sip_response_code == 486
+
+    # The second attempt came no sooner than its delay after the first one ended.
+    first, second = jobs["+14155551002"].attempt_rows
+    busy_event_at = max(e.received_at for e in events_of(first))
+    assert second.created_at - busy_event_at >= timedelta(seconds=RETRY_DELAY)
+
+    sim_calls = {c["sid"]: c for c in stack.sim.calls()}
+    wait_for(lambda: get_job(talking).attempt_rows[0].status == "completed", timeout=20,
+             what="the hang-up callback")
+    assert sim_calls[get_job(talking).attempt_rows[0].call_sid]["status"] == "completed"
+    wait_for(lambda: get_job(ringing).attempt_rows[0].status == "canceled", timeout=20,
+             what="the cancel callback")
+    assert stack.sim.call(get_job(ringing).attempt_rows[0].call_sid)["status"] == "canceled"
+    assert get_job(talking).status == get_job(ringing).status == "canceled"
+
+
+def events_of(attempt):
+    with default_context().database.session() as session:
+        return session.scalars(select(Event).where(Event.attempt_id == attempt.id)).all()
+
+
+def test_duplicated_and_reordered_callbacks_change_nothing(make_stack):
+    cases = {n: CASES[n] for n in ("+14155551001", "+14155551002", "+14155551003",
+                                   "+14155551004")}
+    stack = make_stack(DIALER_CALLS_PER_SECOND="20")
+    stack.sim.set_faults(callback_duplicate_rate=1.0, callback_reorder_rate=1.0)
+    stack.start_all(concurrency=3)
+    ids = enqueue_cases(stack, cases)
+
+    jobs = wait_for(lambda: all_final(ids), timeout=60, what="every job final")
+    assert_outcomes(stack, jobs, cases)
+    tokens = [c.params.get("CallSid") for c in stack.sim.callbacks()]
+    assert len(tokens) > len(set(zip(tokens, [c.sequence_number for c in stack.sim.callbacks()],
+                                     strict=True))), "no callback was duplicated"

@@ -1,0 +1,233 @@
+"""worker/adapters/pacing.py against a real redis-server: the real Lua script, the real
+server clock.
+
+Redis TIME and time.time() read the same machine clock here, so a slot is
+estimated as the local time around reserve() plus the wait it returned; the
+estimate is uncertain by half the round trip, which the tolerances include.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from harness.servers import RedisServer
+from worker.adapters.pacing import Pacer, PacingBacklog
+
+pytestmark = pytest.mark.integration
+
+TOLERANCE = 0.001  # 1 ms, on top of the measured round-trip uncertainty
+
+
+def new_account() -> str:
+    return f"AC{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def client(redis_server) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_server.url)
+    yield connection
+    connection.close()
+
+
+def reserve_slot(pacer: Pacer) -> tuple[float, float, float]:
+    """(wait, estimated slot, uncertainty of the estimate) for one reservation."""
+    before = time.time()
+    wait = pacer.reserve()
+    after = time.time()
+    return wait, (before + after) / 2 + wait, (after - before) / 2
+
+
+def expect_backlog(pacer: Pacer) -> tuple[float, float, float]:
+    before = time.time()
+    with pytest.raises(PacingBacklog) as info:
+        pacer.reserve()
+    after = time.time()
+    wait = info.value.wait
+    return wait, (before + after) / 2 + wait, (after - before) / 2
+
+
+@pytest.mark.parametrize("cps", [1, 5, 0.5])
+def test_sequential_reservations_are_spaced_one_interval_apart(client, cps):
+    pacer = Pacer(client, new_account(), cps, max_wait=60)
+    reserved = [reserve_slot(pacer) for _ in range(5)]
+    assert reserved[0][0] == 0  # a fresh account dials at once
+    waits = [wait for wait, _, _ in reserved]
+    assert waits == sorted(waits)
+    for (_, slot_a, err_a), (_, slot_b, err_b) in itertools.pairwise(reserved):
+        assert abs((slot_b - slot_a) - 1 / cps) <= TOLERANCE + err_a + err_b, (cps, reserved)
+
+
+def test_accounts_are_paced_independently(client):
+    busy = Pacer(client, new_account(), 1, max_wait=60)
+    for _ in range(5):
+        busy.reserve()
+    other = Pacer(client, new_account(), 1, max_wait=60)
+    wait, slot_a, err_a = reserve_slot(other)
+    assert wait == 0
+    _, slot_b, err_b = reserve_slot(other)
+    assert abs((slot_b - slot_a) - 1) <= TOLERANCE + err_a + err_b
+
+
+def test_the_same_account_shares_one_schedule_across_pacers(client, redis_server):
+    account = new_account()
+    first = Pacer(client, account, 5, max_wait=60)
+    second_client = redis.Redis.from_url(redis_server.url)
+    try:
+        second = Pacer(second_client, account, 5, max_wait=60)
+        _, slot_a, err_a = reserve_slot(first)
+        _, slot_b, err_b = reserve_slot(second)
+        _, slot_c, err_c = reserve_slot(first)
+    finally:
+        second_client.close()
+    assert abs((slot_b - slot_a) - 0.2) <= TOLERANCE + err_a + err_b
+    assert abs((slot_c - slot_b) - 0.2) <= TOLERANCE + err_b + err_c
+
+
+def test_a_slot_beyond_max_wait_raises_and_reserves_nothing(client):
+    account = new_account()
+    pacer = Pacer(client, account, 1, max_wait=2.5)
+    reserved = [reserve_slot(pacer) for _ in range(3)]  # slots at +0, +1, +2
+    first_slot, first_err = reserved[0][1], reserved[0][2]
+
+    wait, slot, err = expect_backlog(pacer)  # +3 is more than 2.5 s away
+    assert 2.5 < wait <= 3.0
+    assert abs(slot - (first_slot + 3)) <= TOLERANCE + first_err + err
+
+    # Nothing was reserved: asking again finds the very same slot, still too far.
+    wait, slot, err = expect_backlog(pacer)
+    assert abs(slot - (first_slot + 3)) <= TOLERANCE + first_err + err
+
+    # A patient worker on the same account gets exactly that slot, not a later one.
+    patient = Pacer(client, account, 1, max_wait=60)
+    wait, slot, err = reserve_slot(patient)
+    assert abs(slot - (first_slot + 3)) <= TOLERANCE + first_err + err
+    wait, slot, err = reserve_slot(patient)
+    assert abs(slot - (first_slot + 4)) <= TOLERANCE + first_err + err
+
+
+def test_a_zero_max_wait_allows_only_a_free_slot(client):
+    pacer = Pacer(client, new_account(), 1, max_wait=0)
+    assert pacer.reserve() == 0
+    with pytest.raises(PacingBacklog) as info:
+        pacer.reserve()
+    assert 0.9 < info.value.wait <= 1.0
+    assert "next dial slot" in str(info.value)
+
+
+def sleep_until(deadline: float) -> None:
+    """Sleep to a known instant (coarse sleep, then a short spin for precision)."""
+    while (remaining := deadline - time.time()) > 0:
+        time.sleep(remaining - 0.001 if remaining > 0.002 else 0)
+
+
+def test_idle_time_gives_no_burst(client):
+    interval = 0.05
+    pacer = Pacer(client, new_account(), 1 / interval, max_wait=60)
+    assert pacer.reserve() == 0
+    _, slot, err = reserve_slot(pacer)
+    sleep_until(slot + err + interval + 0.002)  # past the slot after the last reserved one
+    wait, slot_a, err_a = reserve_slot(pacer)
+    assert wait == 0  # the line is empty: dial at once
+    # ... but the one after still waits a full interval: the idle time banked nothing.
+    _, slot_b, err_b = reserve_slot(pacer)
+    assert abs((slot_b - slot_a) - interval) <= TOLERANCE + err_a + err_b
+
+
+# --- several processes share the pace -----------------------------------------------------
+
+
+def _dial_at_slots(url: str, account: str, cps: float, count: int,
+                   barrier: multiprocessing.synchronize.Barrier,
+                   results: multiprocessing.Queue) -> None:
+    """A worker process: reserve a slot, sleep to it, record when it 'dials'; repeat.
+
+    Each record is (earliest, latest, dialed): the slot lies between the local
+    time before and after reserve() plus the wait (Redis TIME is this clock).
+    """
+    connection = redis.Redis.from_url(url)
+    pacer = Pacer(connection, account, cps, max_wait=30)
+    records = []
+    barrier.wait(timeout=30)
+    for _ in range(count):
+        before = time.time()
+        wait = pacer.reserve()
+        after = time.time()
+        sleep_until(after + wait)  # the slot, or just after it
+        records.append((before + wait, after + wait, time.time()))
+    connection.close()
+    results.put(records)
+
+
+def test_three_processes_never_dial_closer_than_one_interval(redis_server):
+    cps, per_process, processes = 20.0, 5, 3
+    interval = 1 / cps
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes)
+    results = context.Queue()
+    account = new_account()
+    workers = [
+        context.Process(target=_dial_at_slots,
+                        args=(redis_server.url, account, cps, per_process, barrier, results))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        per_worker = [results.get(timeout=60) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(timeout=30)
+    assert [worker.exitcode for worker in workers] == [0] * processes
+    assert [len(records) for records in per_worker] == [per_process] * processes
+
+    slots = sorted(record for records in per_worker for record in records)
+    for (earliest_a, latest_a, dialed_a), (earliest_b, latest_b, dialed_b) in itertools.pairwise(
+            slots):
+        # The reserved slots form one grid, exactly 1/cps apart: no overlap, no hole.
+        assert earliest_b - latest_a - TOLERANCE <= interval <= latest_b - earliest_a + TOLERANCE
+        # Nobody dials before its slot, nor sooner than 1/cps (minus 3 ms for clock
+        # granularity) after the previous slot. Measured from that slot, not from when
+        # the previous process woke: a process woken late by a busy CPU is the
+        # scheduler's doing, and it must not make the next, punctual one look early.
+        assert dialed_a >= earliest_a and dialed_b >= earliest_b
+        assert dialed_b - earliest_a >= interval - 0.003, slots
+
+
+# --- without Redis nobody dials -----------------------------------------------------------
+
+
+def test_reserve_fails_closed_when_redis_is_stopped(tmp_path):
+    server = RedisServer(tmp_path).start()
+    connection = redis.Redis.from_url(server.url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        pacer = Pacer(connection, new_account(), 1, max_wait=10)
+        assert pacer.reserve() == 0
+    finally:
+        server.stop()
+    try:
+        with pytest.raises(redis.exceptions.ConnectionError):
+            pacer.reserve()
+
+        # Back again (empty, as after a crash): the script is loaded anew and pacing resumes.
+        server.start()
+        assert pacer.reserve() == 0
+        assert 0.9 < pacer.reserve() <= 1.0
+    finally:
+        server.stop()
+        connection.close()
+
+
+def test_reserve_fails_closed_when_redis_was_never_there(tmp_path):
+    server = RedisServer(tmp_path)  # a free port, nothing started on it
+    connection = redis.Redis.from_url(server.url, socket_connect_timeout=2)
+    pacer = Pacer(connection, new_account(), 1, max_wait=10)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        pacer.reserve()
+    connection.close()

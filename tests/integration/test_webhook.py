@@ -1,0 +1,412 @@
+"""The webhook over real HTTP against a real redis-server: what it accepts, what it refuses,
+and exactly what it publishes (read back from the `events` list kombu pushes to)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import redis
+import requests
+from flask import Flask
+from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
+from werkzeug.serving import make_server
+
+from harness.servers import RedisServer
+from harness.waiting import free_port, port_open, wait_for
+from tests.data import STATUS_CALLBACKS
+from webhook import create_app
+from worker.domain.names import EVENTS_QUEUE, HANDLE_STATUS_TASK
+from worker.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "webhook-test-auth-token-0123456789"
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+CALL_SID = "CA" + "fedcba9876543210" * 2
+PHONE = "+14155550123"
+PATH = "/twilio/status"
+
+Params = Mapping[str, str] | MultiDict[str, str]
+
+
+def callback(**overrides: str | None) -> dict[str, str]:
+    """A small valid status callback; an override of None drops the field."""
+    params = {"AccountSid": ACCOUNT_SID, "CallSid": CALL_SID, "CallStatus": "completed",
+              "To": PHONE, "From": "+15105550100", "SequenceNumber": "3", "CallDuration": "7"}
+    params.update(overrides)  # type: ignore[arg-type]
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def sign(url: str, params: Params, token: str = TOKEN) -> str:
+    return RequestValidator(token).compute_signature(url, params)
+
+
+def _pairs(params: Params) -> list[tuple[str, str]]:
+    if isinstance(params, MultiDict):
+        return list(params.items(multi=True))
+    return list(params.items())
+
+
+@dataclass
+class Served:
+    base: str
+    settings: Settings
+    app: Flask | None = None
+
+    @property
+    def url(self) -> str:
+        return self.base + PATH
+
+    def post(self, params: Params, *, target: str = PATH, signed_for: str | None = None,
+             token: str = TOKEN, headers: Mapping[str, str] | None = None) -> requests.Response:
+        """POST `params` to `target`, signed for `signed_for` (by default the URL posted to).
+
+        The target goes on the wire byte for byte (requests would normalise %7E to ~), as
+        Twilio sends the URL it signed.
+        """
+        url = self.base + target
+        all_headers = {"X-Twilio-Signature": sign(signed_for or url, params, token),
+                       **(headers or {})}
+        with requests.Session() as session:
+            prepared = session.prepare_request(
+                requests.Request("POST", url, data=_pairs(params), headers=all_headers))
+            prepared.url = url
+            return session.send(prepared, timeout=10)
+
+
+def settings_env(redis_url: str, public_url: str, **env: str) -> dict[str, str]:
+    return {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": TOKEN,
+            "DIALER_PUBLIC_URL": public_url, "DIALER_REDIS_URL": redis_url, **env}
+
+
+@contextmanager
+def serve(redis_url: str, prepare: Callable[[Flask], None] | None = None,
+          **env: str) -> Iterator[Served]:
+    """create_app() behind werkzeug's threaded HTTP server on a port of its own choosing."""
+    server = make_server("127.0.0.1", 0, Flask(__name__), threaded=True)
+    base = f"http://127.0.0.1:{server.port}"
+    settings = Settings.from_env(settings_env(redis_url, base, **env))
+    app = create_app(settings)
+    if prepare is not None:
+        prepare(app)
+    server.app = app
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield Served(base, settings, app)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+@pytest.fixture
+def broker(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def webhook(redis_server: RedisServer, broker: redis.Redis) -> Iterator[Served]:
+    with serve(redis_server.url) as served:
+        yield served
+
+
+def published(client: redis.Redis) -> list[dict[str, Any]]:
+    """The task messages in `events`, oldest first, with the body decoded (protocol 2)."""
+    messages = []
+    for raw in reversed(client.lrange(EVENTS_QUEUE, 0, -1)):
+        message = json.loads(raw)
+        assert message["properties"]["body_encoding"] == "base64"
+        args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        messages.append({"task": message["headers"]["task"], "args": args, "kwargs": kwargs})
+    return messages
+
+
+def test_valid_callback_is_published_once(webhook: Served, broker: redis.Redis) -> None:
+    params = callback()
+    response = webhook.post(params, headers={"I-Twilio-Idempotency-Token": "idem-1"})
+    assert response.status_code == 204, response.text
+    assert response.content == b""
+    assert published(broker) == [{
+        "task": HANDLE_STATUS_TASK, "args": [],
+        "kwargs": {"params": params, "idempotency_token": "idem-1", "source": "callback"},
+    }]
+
+
+def test_message_headers_name_the_call_but_not_the_numbers(webhook: Served,
+                                                          broker: redis.Redis) -> None:
+    params = callback()
+    assert webhook.post(params).status_code == 204
+    headers = json.loads(broker.lindex(EVENTS_QUEUE, 0))["headers"]
+    assert headers["argsrepr"] == "()"
+    assert params["CallSid"] in headers["kwargsrepr"]
+    assert params["CallStatus"] in headers["kwargsrepr"]
+    assert params["To"] not in headers["kwargsrepr"]
+    assert params["From"] not in headers["kwargsrepr"]
+
+
+def test_without_idempotency_token_publishes_none(webhook: Served, broker: redis.Redis) -> None:
+    assert webhook.post(callback()).status_code == 204
+    assert published(broker)[0]["kwargs"]["idempotency_token"] is None
+
+
+@pytest.mark.parametrize("case", ["forged", "missing", "other-url", "wrong-token"])
+def test_bad_signature_is_refused(webhook: Served, broker: redis.Redis,
+                                  caplog: pytest.LogCaptureFixture, case: str) -> None:
+    params = callback()
+    headers: dict[str, str] = {}
+    if case == "forged":
+        headers["X-Twilio-Signature"] = base64.b64encode(b"x" * 20).decode()
+        response = webhook.post(params, headers=headers)
+    elif case == "missing":
+        response = requests.post(webhook.url, data=params, timeout=10)
+    elif case == "other-url":
+        response = webhook.post(params, signed_for=webhook.base + "/twilio/other")
+    else:
+        response = webhook.post(params, token="not-the-" + TOKEN)
+    assert response.status_code == 403
+    assert "signature" in response.json()["error"]
+    assert published(broker) == []
+    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("webhook")]
+    assert warnings, "a refused callback is logged"
+    for text in warnings:
+        assert TOKEN not in text
+        assert PHONE not in text and "+15105550100" not in text
+        if case != "missing":
+            assert response.request.headers["X-Twilio-Signature"] not in text
+
+
+def test_no_auth_token_refuses_everything(redis_server: RedisServer,
+                                          broker: redis.Redis) -> None:
+    with serve(redis_server.url, TWILIO_AUTH_TOKEN="") as served:
+        assert served.post(callback()).status_code == 403
+    assert published(broker) == []
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"CallSid": None}, "CallSid"),
+    ({"CallSid": "CA123"}, "CallSid"),
+    ({"CallSid": "PN" + "0" * 32}, "CallSid"),
+    ({"CallSid": CALL_SID + "0"}, "CallSid"),
+    ({"CallStatus": None}, "CallStatus"),
+    ({"CallStatus": "dialing"}, "CallStatus"),
+    ({"CallStatus": ""}, "CallStatus"),
+])
+def test_bad_fields_are_400_naming_the_field(webhook: Served, broker: redis.Redis,
+                                             overrides: dict[str, str | None],
+                                             field: str) -> None:
+    response = webhook.post(callback(**overrides))
+    assert response.status_code == 400
+    assert field in response.json()["error"]
+    assert published(broker) == []
+
+
+def test_body_over_the_limit_is_413(webhook: Served, broker: redis.Redis) -> None:
+    limit = webhook.settings.webhook_max_body
+    response = webhook.post(callback(Padding="x" * limit))
+    assert response.status_code == 413
+    assert response.json()["error"]
+    assert published(broker) == []
+
+
+def test_chunked_body_over_the_limit_is_413(webhook: Served, broker: redis.Redis) -> None:
+    """No Content-Length to refuse on: the limit holds while reading the stream."""
+    body = b"CallSid=" + CALL_SID.encode() + b"&Padding=" + b"x" * 1024
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(webhook.settings.webhook_max_body // len(body) + 2):
+            yield body
+
+    response = requests.post(webhook.url, data=chunks(), timeout=10, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"})
+    assert response.status_code == 413
+    assert published(broker) == []
+
+
+def test_get_is_405(webhook: Served) -> None:
+    response = requests.get(webhook.url, timeout=10)
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"]
+    assert response.json()["error"]
+
+
+@pytest.mark.parametrize("body", [
+    b"CallSid=" + CALL_SID.encode() + b"&CallStatus=completed&To=\xff\xfe",
+    b"CallSid=" + CALL_SID.encode() + b"&CallStatus=completed&To=%FF%FE",
+])
+def test_non_utf8_body_is_400(webhook: Served, broker: redis.Redis, body: bytes) -> None:
+    response = requests.post(webhook.url, data=body, timeout=10, headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": sign(webhook.url, callback())})
+    assert response.status_code == 400
+    assert "UTF-8" in response.json()["error"]
+    assert published(broker) == []
+
+
+def test_repeated_keys_are_part_of_the_signature(webhook: Served, broker: redis.Redis) -> None:
+    params = MultiDict([*callback().items(), ("StatusCallbackEvent", "initiated"),
+                        ("StatusCallbackEvent", "completed")])
+    # Signed over one of the two values only: the second one was not signed.
+    forged = webhook.post(params, headers={"X-Twilio-Signature": sign(
+        webhook.url, {**callback(), "StatusCallbackEvent": "initiated"})})
+    assert forged.status_code == 403
+    assert published(broker) == []
+
+    assert webhook.post(params).status_code == 204
+    [message] = published(broker)
+    assert message["kwargs"]["params"] == params.to_dict(flat=True)
+
+
+def test_signature_covers_the_raw_query_string(webhook: Served, broker: redis.Redis) -> None:
+    """Escapes that request.url would re-encode (%7E, %2F, +) must verify as sent."""
+    target = PATH + "?campaign=a+b%2Fc&note=%7Ex%20y&empty="
+    assert webhook.post(callback(), target=target).status_code == 204
+    assert len(published(broker)) == 1
+
+
+def test_trusted_proxy_headers_rebuild_the_url(redis_server: RedisServer,
+                                               broker: redis.Redis) -> None:
+    public = "https://public.example" + PATH
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example",
+               "X-Forwarded-For": "203.0.113.7"}
+    with serve(redis_server.url, DIALER_TRUSTED_PROXIES="1") as served:
+        assert served.post(callback(), signed_for=public, headers=headers).status_code == 204
+        # Signed for the backend address, but the proxy says the client called public.example.
+        assert served.post(callback(), headers=headers).status_code == 403
+    assert len(published(broker)) == 1
+
+    with serve(redis_server.url, DIALER_TRUSTED_PROXIES="0") as served:
+        assert served.post(callback(), signed_for=public, headers=headers).status_code == 403
+        assert served.post(callback(), headers=headers).status_code == 204
+    assert len(published(broker)) == 2
+
+
+def test_trusted_proxy_prefix(redis_server: RedisServer, broker: redis.Redis) -> None:
+    """A proxy that strips /dialer says so in X-Forwarded-Prefix; the signed URL keeps it."""
+    public = "https://public.example/dialer" + PATH
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example",
+               "X-Forwarded-Prefix": "/dialer"}
+    with serve(redis_server.url, DIALER_TRUSTED_PROXIES="1") as served:
+        assert served.post(callback(), signed_for=public, headers=headers).status_code == 204
+    assert len(published(broker)) == 1
+
+
+def test_every_documented_callback_body_is_accepted(webhook: Served,
+                                                    broker: redis.Redis) -> None:
+    fixtures = json.loads(STATUS_CALLBACKS.read_text())
+    bodies = [body for name, value in fixtures.items() if name != "_about"
+              for body in (value if isinstance(value, list) else [value])]
+    assert len(bodies) >= 8
+    for body in bodies:
+        response = webhook.post(body)
+        assert response.status_code == 204, (body.get("CallStatus"), response.text)
+    assert [m["kwargs"]["params"] for m in published(broker)] == bodies
+
+
+def test_healthz_ok(webhook: Served) -> None:
+    response = requests.get(webhook.base + "/healthz", timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {"broker": "ok"}
+
+
+def test_broker_down_is_503_fast_and_recovers(tmp_path: Path) -> None:
+    own = RedisServer(tmp_path).start()
+    try:
+        with serve(own.url) as served:
+            assert served.post(callback()).status_code == 204
+            own.stop()
+
+            started = time.monotonic()
+            response = served.post(callback())
+            assert response.status_code == 503
+            assert response.json() == {"error": "broker unavailable"}
+            health = requests.get(served.base + "/healthz", timeout=10)
+            assert health.status_code == 503
+            assert health.json() == {"broker": "unreachable"}
+            assert time.monotonic() - started < 5
+
+            own.start()
+            wait_for(lambda: requests.get(served.base + "/healthz", timeout=10).ok,
+                     timeout=10, what="/healthz to see the broker again")
+            assert served.post(callback()).status_code == 204
+            assert len(published(redis.Redis.from_url(own.url))) == 1  # no persistence
+    finally:
+        own.stop()
+
+
+def test_unexpected_error_is_a_generic_500(redis_server: RedisServer,
+                                           broker: redis.Redis) -> None:
+    def boom() -> str:
+        raise RuntimeError("secret detail " + TOKEN)
+
+    def add_route(app: Flask) -> None:
+        app.add_url_rule("/boom", view_func=boom)
+
+    with serve(redis_server.url, prepare=add_route) as served:
+        response = requests.get(served.base + "/boom", timeout=10)
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error"}
+    assert "secret" not in response.text and "Traceback" not in response.text
+
+
+def test_webhook_imports_no_database_code() -> None:
+    """Of the worker package, only the settings, the logs and the pure domain layer."""
+    code = ("import sys, webhook; webhook.create_app; "
+            "bad = [m for m in sys.modules if m == 'sqlalchemy' or m.startswith('sqlalchemy.')"
+            " or (m.startswith('worker.') and m not in ('worker.settings', 'worker.logs')"
+            " and m != 'worker.domain' and not m.startswith('worker.domain.'))]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def test_under_gunicorn(redis_server: RedisServer, broker: redis.Redis,
+                        tmp_path: Path) -> None:
+    """The documented command, with gunicorn's RAW_URI and chunked input."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIALER_", "TWILIO_"))}
+    env.update(settings_env(redis_server.url, base), PYTHONPATH=str(ROOT))
+    log = (tmp_path / "gunicorn.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "--threads", "2", "webhook:create_app()"],
+        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: port_open(port) or proc.poll() is not None, timeout=30,
+                 what="gunicorn to listen")
+        assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
+        served = Served(base, Settings.from_env(settings_env(redis_server.url, base)))
+        target = PATH + "?campaign=a+b%2Fc&note=%7Ex"
+        assert served.post(callback(), target=target).status_code == 204
+        assert served.post(callback(), target=target, token="wrong").status_code == 403
+
+        body = urlencode(callback()).encode()
+        response = requests.post(served.url, data=iter([body[:20], body[20:]]), timeout=10,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded",
+                                          "X-Twilio-Signature": sign(served.url, callback())})
+        assert response.status_code == 204, response.text
+        assert len(published(broker)) == 2
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+        log.close()

@@ -1,0 +1,174 @@
+"""Stand-ins for the outside world the engine talks to (the broker, Twilio, the pace), kept in
+memory so the engine runs in-process, in a test, with no server.
+
+They do what worker/engine uses and no more; each one records what it was asked, for the
+test to assert on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+from twilio.base.exceptions import TwilioRestException
+
+from worker.adapters.pacing import PacingBacklog
+from worker.domain.clock import utcnow
+from worker.domain.statuses import TERMINAL_CALL_STATUSES
+
+ACCOUNT_SID = "AC" + "1" * 32
+CALLER_ID = "+14155550100"
+TO = "+14155550123"
+VOICE_URL = "https://example.com/voice.xml"
+
+
+@dataclass(frozen=True)
+class Dialed:
+    """A job the engine has dialed, and the CallSid of its call."""
+
+    job_id: str
+    call_sid: str
+
+
+class InMemoryBroker:
+    """The dial queue as a deque of job ids; `fail_next` makes the next publish raise."""
+
+    def __init__(self) -> None:
+        self.waiting: deque[str] = deque()
+        self.published: list[str] = []  # every id ever published, in order
+        self._failure: Exception | None = None
+
+    def fail_next(self, exc: Exception | None = None) -> None:
+        self._failure = exc or ConnectionError("broker unreachable")
+
+    def publish_place_calls(self, job_ids: Sequence[str]) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        self.waiting.extend(job_ids)
+        self.published.extend(job_ids)
+
+    def dial_queue_length(self) -> int:
+        return len(self.waiting)
+
+    def take(self) -> str:
+        """The next waiting job id, as a dial worker would receive it."""
+        return self.waiting.popleft()
+
+    def drain(self) -> list[str]:
+        """Every waiting job id, oldest first; the queue is left empty."""
+        ids = list(self.waiting)
+        self.waiting.clear()
+        return ids
+
+
+@dataclass
+class FakeCall:
+    """The attributes of twilio's CallInstance that the engine reads."""
+
+    sid: str
+    status: str
+    account_sid: str
+    to: str
+    _from: str
+    date_created: datetime
+    duration: str | None = None
+    answered_by: str | None = None
+    end_time: datetime | None = None
+
+
+def not_found(call_sid: str) -> TwilioRestException:
+    return TwilioRestException(status=404, uri=f"/Calls/{call_sid}.json",
+                               msg="The requested resource was not found", code=20404)
+
+
+class FakeTwilio:
+    """Twilio's Calls resource: calls live in a dict, and failures are set per number.
+
+    `fail(to, exc)` makes the next create to `to` raise exc; with `created=True` the call
+    exists anyway, as after a create whose answer was lost on its way back.
+    """
+
+    def __init__(self, account_sid: str = ACCOUNT_SID) -> None:
+        self.account_sid = account_sid
+        self.calls: dict[str, FakeCall] = {}
+        self.creates: list[dict[str, Any]] = []  # the params of every create, failed or not
+        self.ended: list[tuple[str, str]] = []  # (call_sid, status) of every end_call
+        self._failures: dict[str, deque[tuple[Exception, bool]]] = {}
+        self._sequence: dict[str, int] = {}
+
+    def fail(self, to: str, exc: Exception, *, created: bool = False) -> None:
+        self._failures.setdefault(to, deque()).append((exc, created))
+
+    def create_call(self, params: dict[str, Any]) -> FakeCall:
+        self.creates.append(dict(params))
+        failures = self._failures.get(params["to"])
+        exc, created = failures.popleft() if failures else (None, True)
+        call = None
+        if created:
+            call = FakeCall(sid="CA" + uuid.uuid4().hex, status="queued",
+                            account_sid=self.account_sid, to=params["to"],
+                            _from=params["from_"], date_created=utcnow())
+            self.calls[call.sid] = call
+        if exc is not None:
+            raise exc
+        assert call is not None
+        return dataclasses.replace(call)
+
+    def set_status(self, call_sid: str, status: str, *, duration: int | None = None,
+                   answered_by: str | None = None) -> None:
+        """What Twilio would answer for this call from now on."""
+        call = self.calls[call_sid]
+        call.status = status
+        call.duration = None if duration is None else str(duration)
+        call.answered_by = answered_by
+        call.end_time = utcnow() if status in TERMINAL_CALL_STATUSES else None
+
+    def report(self, call_sid: str, status: str, **extra: str) -> dict[str, str]:
+        """The status callback Twilio sends when the call reaches `status`, numbered in
+        sending order (SequenceNumber); the call's fetched state follows it."""
+        sequence = self._sequence[call_sid] = self._sequence.get(call_sid, -1) + 1
+        self.set_status(call_sid, status)
+        call = self.calls[call_sid]
+        return {"CallSid": call_sid, "CallStatus": status, "SequenceNumber": str(sequence),
+                "AccountSid": self.account_sid, "To": call.to, "From": call._from,
+                "Timestamp": format_datetime(utcnow(), usegmt=True), **extra}
+
+    def fetch_call(self, call_sid: str) -> FakeCall:
+        if call_sid not in self.calls:
+            raise not_found(call_sid)
+        return dataclasses.replace(self.calls[call_sid])
+
+    def end_call(self, call_sid: str, status: str) -> FakeCall:
+        if call_sid not in self.calls:
+            raise not_found(call_sid)
+        self.ended.append((call_sid, status))
+        if self.calls[call_sid].status not in TERMINAL_CALL_STATUSES:
+            self.set_status(call_sid, status)
+        return dataclasses.replace(self.calls[call_sid])
+
+    def list_calls(self, to: str, from_: str, limit: int) -> list[FakeCall]:
+        """Newest first, as Twilio lists them."""
+        matching = [c for c in self.calls.values() if c.to == to and c._from == from_]
+        matching.sort(key=lambda c: c.date_created, reverse=True)
+        return [dataclasses.replace(c) for c in matching[:limit]]
+
+
+class InstantPacer:
+    """Every slot is free at once; with `backlog` set, every reserve raises PacingBacklog."""
+
+    def __init__(self) -> None:
+        self.reservations = 0
+        self.backlog: float | None = None
+
+    def reserve(self) -> float:
+        if self.backlog is not None:
+            raise PacingBacklog(self.backlog)
+        self.reservations += 1
+        return 0.0

@@ -1,0 +1,91 @@
+"""The fast campaign import keeps the slow one's answers: numbers checked (in one process or
+several), time zones as phonenumbers gives them, and CSV rows as csv.DictReader reads them."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import phonenumbers
+import pytest
+from phonenumbers import timezone as number_zones
+
+from worker.domain.validation import recipient, recipients
+from worker.producer import campaigns
+
+
+def example_numbers() -> list[str]:
+    """phonenumbers' example number of every type in every region (multi-zone ones too)."""
+    found = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in range(12):
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is not None:
+                found.append(phonenumbers.format_number(number,
+                                                        phonenumbers.PhoneNumberFormat.E164))
+    return sorted(set(found))
+
+
+def test_zones_are_phonenumbers_own_for_numbers_of_every_region_and_type():
+    numbers = example_numbers()
+    assert len(numbers) > 900
+    several = 0
+    for text in numbers:
+        parsed = phonenumbers.parse(text, None)
+        if not phonenumbers.is_valid_number(parsed):
+            continue
+        expected = tuple(z for z in number_zones.time_zones_for_number(parsed)
+                         if z != number_zones.UNKNOWN_TIMEZONE) or ("Etc/UTC",)
+        assert recipient(text, None, "Etc/UTC") == (text, expected)
+        several += len(expected) > 1
+    assert several > 20  # US toll-free, Mongolia, Russia, Brazil, ...
+
+
+MIXED = [("+14155556001", None), (" +1 415 555 6002 ", None), ("+14155556003", "Europe/Paris"),
+         ("+14155556004", "Mars/Base"), ("12345", None), ("+1415555", None), ("", None),
+         ("sip:alice@example.com", None), ("client:bob", "Asia/Tokyo"), (None, None),
+         ("+97611234567", None), ("+18002345678", None), ("+442071838750", None)]
+
+
+def test_recipients_answer_each_row_or_give_its_error():
+    checked = recipients(MIXED, "UTC")
+    for (to, row_zone), outcome in zip(MIXED, checked, strict=True):
+        try:
+            assert outcome == recipient(to, row_zone, "UTC")
+        except ValueError as exc:
+            assert outcome == str(exc)
+    assert checked[1] == ("+14155556002", ("America/Los_Angeles",))
+    assert checked[3].startswith("timezone:") and checked[4].startswith("to:")
+
+
+def test_several_processes_check_in_file_order(monkeypatch):
+    pairs = MIXED * 40
+    monkeypatch.setattr(campaigns, "CHECK_CHUNK", 7)
+    serial = list(campaigns._checked(pairs, "UTC", None))
+    monkeypatch.setattr(campaigns, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(campaigns.os, "cpu_count", lambda: 2)
+    advanced: list[int] = []
+    assert list(campaigns._checked(pairs, "UTC", advanced.append)) == serial
+    assert sum(advanced) == len(pairs) and len(advanced) == -(-len(pairs) // 7)
+
+
+CSV_CASES = [
+    "to,name\n+14155556001,Ann\n",
+    "\ufeffTo , Name,Plan\n+14155556001, Ann ,gold\n\n+14155556002,Bob\n",  # BOM, blank, short
+    "to,name\n+14155556001,Ann,extra,more\n+14155556002\n",  # long and short rows
+    'to,note\n+14155556001,"two\nlines"\n+14155556002,"x"\n',  # line numbers after a newline
+    "to,a,a\n+14155556001,1,2\n+14155556002,3\n",  # repeated column names
+    "to,name\n \n+14155556001,Ann\n",  # a line of spaces is a row
+]
+
+
+@pytest.mark.parametrize("text", CSV_CASES)
+def test_contacts_are_read_as_dictreader_reads_them(tmp_path: Path, text: str):
+    path = tmp_path / "c.csv"
+    path.write_text(text)
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    reader.fieldnames = [c.strip().lower() for c in reader.fieldnames or []]
+    expected = [(reader.line_num, {k: (v or "").strip() for k, v in row.items()
+                                   if k is not None}) for row in reader]
+    assert list(campaigns.read_contacts(path)) == expected

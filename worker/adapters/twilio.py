@@ -1,0 +1,56 @@
+"""The one place that talks to Twilio's REST API."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+from twilio.rest.api.v2010.account.call import CallInstance
+
+from worker.settings import Settings
+
+# twilio's HTTP client logs request parameters (phone numbers) at INFO.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+
+
+def make_client(settings: Settings) -> Client:
+    account_sid, auth_token = settings.require_twilio()
+    # `environment` must be a non-empty mapping: Client falls back to os.environ on
+    # an empty one, and TWILIO_EDGE / TWILIO_REGION there would rewrite the host.
+    client = Client(
+        account_sid,
+        auth_token,
+        http_client=TwilioHttpClient(timeout=settings.twilio_timeout),
+        environment={"TWILIO_ACCOUNT_SID": account_sid},
+    )
+    client.api.base_url = settings.twilio_api_base_url
+    return client
+
+
+class TwilioCalls:
+    """Twilio's Calls resource. The client is made on first use: a producer that never
+    dials needs no Twilio credentials."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @functools.cached_property
+    def client(self) -> Client:
+        return make_client(self._settings)
+
+    def create_call(self, params: dict[str, Any]) -> CallInstance:
+        """One create, no retry: the caller decides what a failure means."""
+        return self.client.calls.create(**params)
+
+    def fetch_call(self, call_sid: str) -> CallInstance:
+        return self.client.calls(call_sid).fetch()
+
+    def end_call(self, call_sid: str, status: str) -> CallInstance:
+        """`canceled` ends a queued or ringing call; `completed` hangs up an answered one."""
+        return self.client.calls(call_sid).update(status=status)
+
+    def list_calls(self, to: str, from_: str, limit: int) -> list[CallInstance]:
+        return self.client.calls.list(to=to, from_=from_, limit=limit)

@@ -1,0 +1,51 @@
+"""The Python producer API, bound to the context built from the environment.
+
+`from worker import enqueue_call` gives these. A service that builds its own `Context`
+(other settings, a stand-in broker) calls the `worker.producer` functions with it instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar
+
+from worker.engine.context import Context
+from worker.producer import campaigns, dnc, jobs, reports
+from worker.wiring import default_context
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _bound(func: Callable[Concatenate[Context, P], R]) -> Callable[P, R]:
+    """`func` with the default context as its first argument; its signature without it."""
+
+    @functools.wraps(func)
+    def bound(*args: P.args, **kwargs: P.kwargs) -> R:
+        return func(default_context(), *args, **kwargs)
+
+    signature = inspect.signature(func)
+    bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:])
+    return bound
+
+
+enqueue_call = _bound(jobs.enqueue_call)
+enqueue_calls = _bound(jobs.enqueue_calls)
+get_job = _bound(jobs.get_job)
+cancel_job = _bound(jobs.cancel_job)
+job_detail = _bound(reports.job_detail)
+list_jobs = _bound(reports.list_jobs)
+create_campaign = _bound(campaigns.create_campaign)
+pause_campaign = _bound(campaigns.pause_campaign)
+resume_campaign = _bound(campaigns.resume_campaign)
+cancel_campaign = _bound(campaigns.cancel_campaign)
+campaign_status = _bound(campaigns.campaign_status)
+list_campaigns = _bound(campaigns.list_campaigns)
+export_rows = _bound(campaigns.export_rows)
+write_export = _bound(campaigns.write_export)
+add_do_not_call = _bound(dnc.add_do_not_call)
+remove_do_not_call = _bound(dnc.remove_do_not_call)
+list_do_not_call = _bound(dnc.list_do_not_call)

@@ -1,0 +1,26 @@
+"""`dialer`: enqueue and inspect calls, campaigns, the do-not-call list, migrate the
+database, run the demo and the simulator. One module per command group.
+
+Errors are one line on stderr and a non-zero exit, never a traceback (`errors`).
+"""
+
+from __future__ import annotations
+
+import click
+
+from simulator.cli import main as simulator_main
+from worker.cli.calls import call, job, jobs
+from worker.cli.campaigns import campaign
+from worker.cli.database import db
+from worker.cli.dnc import dnc
+from worker.demo.command import demo
+
+
+@click.group()
+def main() -> None:
+    """Queue-driven outbound dialer for Twilio."""
+
+
+for command in (call, job, jobs, db, campaign, dnc, demo):
+    main.add_command(command)
+main.add_command(simulator_main, "simulator")

@@ -1,0 +1,20 @@
+"""Names shared across processes, defined once: Celery task and queue names, the webhook's
+path, and the status events the dialer asks Twilio for.
+
+The webhook publishes to the events queue by name, without importing the tasks.
+"""
+
+from __future__ import annotations
+
+PLACE_CALL_TASK = "dialer.place_call"
+HANDLE_STATUS_TASK = "dialer.handle_status"
+DISPATCH_DUE_TASK = "dialer.dispatch_due"
+RECONCILE_TASK = "dialer.reconcile"
+
+DIAL_QUEUE = "dial"
+EVENTS_QUEUE = "events"
+DEFAULT_QUEUE = "default"
+QUEUES = (DIAL_QUEUE, EVENTS_QUEUE, DEFAULT_QUEUE)
+
+STATUS_CALLBACK_PATH = "/twilio/status"
+STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")

@@ -1,0 +1,256 @@
+"""Checks and normalisation of what producers hand us; pure, so every rule has a unit test.
+
+Every error is a ValueError whose message starts with the field's name.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import phonenumbers
+from phonenumbers import timezone as number_zones
+
+from worker.domain.statuses import RETRYABLE_CALL_STATUSES
+from worker.domain.windows import zone
+
+# SIP URIs and Client identifiers are valid `To` values for Twilio as they are.
+_SIP = re.compile(r"sip:[^@\s]+@[A-Za-z0-9.\-]+(:\d+)?(;[^\s]*)?", re.IGNORECASE)
+_CLIENT = re.compile(r"client:[A-Za-z0-9_\-.]{1,256}")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+MAX_TWIML_BYTES = 4000  # Twilio's limit on the Twiml parameter
+
+# The Calls.create parameters a producer may pass through, with the Python type
+# each takes. Everything else we set ourselves (To, From, Url/Twiml, the status
+# callback) or do not support.
+CALL_OPTIONS: dict[str, type] = {
+    "timeout": int,
+    "record": bool,
+    "recording_channels": str,
+    "recording_status_callback": str,
+    "recording_status_callback_method": str,
+    "recording_status_callback_event": list,
+    "send_digits": str,
+    "machine_detection": str,
+    "machine_detection_timeout": int,
+    "async_amd": bool,
+    "async_amd_status_callback": str,
+    "time_limit": int,
+    "caller_id": str,
+    "trim": str,
+    "method": str,
+}
+_URL_OPTIONS = ("recording_status_callback", "async_amd_status_callback")
+_TYPE_NAMES = {int: "a whole number", bool: "true or false", str: "a string", list: "a list"}
+
+
+def normalize_to(value: object, field_name: str = "to") -> str:
+    """A phone number in E.164, or a `sip:` / `client:` address as Twilio accepts it."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{field_name}: a phone number, sip: or client: address is required")
+    text = value.strip()
+    lowered = text.lower()
+    if lowered.startswith("sip:"):
+        if not _SIP.fullmatch(text):
+            raise ValueError(f"{field_name}: {text!r} is not a valid SIP address (sip:user@host)")
+        return text
+    if lowered.startswith("client:"):
+        if not _CLIENT.fullmatch(text):
+            raise ValueError(f"{field_name}: {text!r} is not a valid client identifier")
+        return text
+    return normalize_number(text, field_name)
+
+
+def normalize_number(text: str, field_name: str) -> str:
+    number, _ = parse_number(text, field_name)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_number(text: str, field_name: str) -> tuple[phonenumbers.PhoneNumber, int]:
+    """A valid number in international format, parsed, with its PhoneNumberType.
+
+    Validity is `number_type(...) != UNKNOWN`, which is what is_valid_number computes;
+    returning the type lets a campaign import look up time zones without computing it
+    again (the type lookup is most of the cost of a row).
+    """
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError(
+            f"{field_name}: {text!r} is not a phone number in international format (+country...)"
+        ) from None
+    kind = phonenumbers.number_type(number)
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        raise ValueError(f"{field_name}: {text!r} is not a valid phone number")
+    return number, kind
+
+
+def recipient(to: object, row_zone: str | None, default: str) -> tuple[str, tuple[str, ...]]:
+    """A campaign row's normalised address and its zones: the row's, else the number's (every
+    zone it may be in), else the campaign's default. The number is parsed once."""
+    text = to.strip() if isinstance(to, str) else to
+    if not isinstance(text, str) or not text.startswith("+"):
+        return normalize_to(text, "to"), (row_zone or default,)
+    number, kind = parse_number(text, "to")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if row_zone:
+        zone(row_zone)
+        return e164, (row_zone,)
+    # time_zones_for_number would compute the number's type a second time.
+    if phonenumbers.is_number_type_geographical(kind, number.country_code):
+        found = number_zones.time_zones_for_geographical_number(number)
+    else:
+        found = number_zones.time_zones_for_number(number)
+    return e164, tuple(z for z in found if z != number_zones.UNKNOWN_TIMEZONE) or (default,)
+
+
+def recipients(rows: Sequence[tuple[object, str | None]], default: str
+               ) -> list[tuple[str, tuple[str, ...]] | str]:
+    """recipient() of each (to, row zone), or the ValueError's message for an invalid one:
+    a plain function of plain data, so a process pool can share the work of an import."""
+    checked: list[tuple[str, tuple[str, ...]] | str] = []
+    for to, row_zone in rows:
+        try:
+            checked.append(recipient(to, row_zone, default))
+        except ValueError as exc:
+            checked.append(str(exc))
+    return checked
+
+
+def normalize_from(value: object, field_name: str = "from_") -> str:
+    """Caller ID: an E.164 number or a client identifier (Twilio allows both for From)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{field_name}: a caller ID is required (or set DIALER_DEFAULT_FROM)")
+    return _normalize_caller_id(value, field_name)
+
+
+@functools.lru_cache(maxsize=256)
+def _normalize_caller_id(value: str, field_name: str) -> str:
+    """Cached: a producer sends thousands of jobs from the same few caller IDs, and parsing
+    one is about a fifth of a millisecond. Errors are raised, so never cached."""
+    if value.strip().lower().startswith("client:"):
+        return normalize_to(value, field_name)
+    return normalize_number(value.strip(), field_name)
+
+
+def check_url(value: object, field_name: str) -> str:
+    """Absolute http(s) with a valid host and no underscore in it, as Twilio requires."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{field_name}: must be an absolute http(s) URL")
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        host, _ = parts.hostname, parts.port  # both raise on a malformed host or port
+    except ValueError:
+        raise ValueError(f"{field_name}: {text!r} has a malformed host or port") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{field_name}: {text!r} must be an absolute http(s) URL")
+    if not host:
+        raise ValueError(f"{field_name}: {text!r} has no host")
+    if "_" in host:
+        raise ValueError(f"{field_name}: host {host!r} has an underscore, which Twilio rejects")
+    if not all(_HOST_LABEL.fullmatch(label) for label in host.rstrip(".").split(".")):
+        raise ValueError(f"{field_name}: {host!r} is not a valid host name")
+    return text
+
+
+def check_call_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ValueError("call_options: must be a mapping of Calls.create parameters")
+    checked: dict[str, Any] = {}
+    for name, value in options.items():
+        expected = CALL_OPTIONS.get(name)
+        if expected is None:
+            raise ValueError(
+                f"call_options: unknown parameter {name!r}; allowed: {', '.join(CALL_OPTIONS)}"
+            )
+        # bool is an int in Python; reject True where a number is meant, and the reverse.
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ValueError(
+                f"call_options.{name}: must be {_TYPE_NAMES[expected]}, got {value!r}")
+        if name in _URL_OPTIONS:
+            value = check_url(value, f"call_options.{name}")
+        if name == "caller_id":
+            value = normalize_from(value, "call_options.caller_id")
+        if expected is int and value <= 0:
+            raise ValueError(f"call_options.{name}: must be greater than 0, got {value!r}")
+        checked[name] = value
+    return checked
+
+
+def check_retry_on(values: Iterable[str] | None, default: tuple[str, ...]) -> list[str]:
+    if values is None:
+        return list(default)
+    if isinstance(values, str):
+        values = [v.strip() for v in values.split(",") if v.strip()]
+    result = _as_list(values, "retry_on")
+    unknown = [v for v in result if v not in RETRYABLE_CALL_STATUSES]
+    if unknown:
+        raise ValueError(
+            f"retry_on: {', '.join(map(str, unknown))} cannot be retried; "
+            f"choose from {', '.join(RETRYABLE_CALL_STATUSES)}"
+        )
+    return result
+
+
+def check_retry_delays(values: Iterable[int] | None, default: tuple[int, ...]) -> list[int]:
+    if values is None:
+        return list(default)
+    result = _as_list(values, "retry_delays")
+    if not result or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                             for v in result):
+        raise ValueError("retry_delays: must be a non-empty list of whole seconds >= 0")
+    return result
+
+
+def _as_list(values: object, field_name: str) -> list[Any]:
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise ValueError(f"{field_name}: must be a list, got {values!r}")
+    return list(values)
+
+
+def check_max_attempts(value: int | None, default: int) -> int:
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"max_attempts: must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def check_voice_instructions(url: str | None, twiml: str | None) -> tuple[str | None, str | None]:
+    if (url is None) == (twiml is None):
+        raise ValueError("url/twiml: give exactly one of url or twiml")
+    if url is not None:
+        return check_url(url, "url"), None
+    if not isinstance(twiml, str) or not twiml.strip():
+        raise ValueError("twiml: must be a non-empty TwiML document")
+    if len(twiml.encode()) > MAX_TWIML_BYTES:
+        raise ValueError(f"twiml: longer than Twilio's limit of {MAX_TWIML_BYTES} bytes")
+    return None, twiml
+
+
+def check_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise ValueError("idempotency_key: must be a non-empty string of at most 255 characters")
+    return value
+
+
+def check_metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError("metadata: must be a mapping")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"metadata: must be JSON-serialisable ({exc})") from None
+    return dict(value)

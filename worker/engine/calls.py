@@ -1,0 +1,27 @@
+"""Ending a live call: for a canceled job, or a call whose attempt was given up."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from twilio.base.exceptions import TwilioRestException
+
+from worker.domain.statuses import AttemptStatus
+from worker.engine.context import Context
+
+log = logging.getLogger(__name__)
+
+
+def end_live_call(ctx: Context, call_sid: str, status: str) -> None:
+    """`canceled` for a call not yet answered, `completed` (hang up) once it is."""
+    first = "completed" if status == AttemptStatus.IN_PROGRESS else "canceled"
+    try:
+        ctx.twilio.end_call(call_sid, first)
+    except TwilioRestException as exc:
+        if exc.status == 404:
+            raise
+        # It was answered (or ended) meanwhile: try the other way, once.
+        with contextlib.suppress(TwilioRestException):
+            ctx.twilio.end_call(call_sid, "canceled" if first == "completed" else "completed")
+    log.info("ended call %s of a canceled job", call_sid)

@@ -1,0 +1,51 @@
+"""What the engine talks to, handed in rather than looked up.
+
+The Celery tasks and the producer API use the context built from the environment
+(`worker.wiring`); tests and benchmarks build one with stand-ins (an in-memory broker, a
+Twilio that answers from memory) and run the engine in-process, with no server at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from worker.settings import Settings
+from worker.store.database import Database
+
+
+class Broker(Protocol):
+    def publish_place_calls(self, job_ids: Sequence[str]) -> None:
+        """Publish one place_call message per job; raise if the broker refuses."""
+
+    def dial_queue_length(self) -> int:
+        """Messages waiting in the dial queue."""
+
+
+class Calls(Protocol):
+    """Twilio's Calls resource: the answers are twilio's CallInstance, or alike."""
+
+    def create_call(self, params: dict[str, Any]) -> Any: ...
+
+    def fetch_call(self, call_sid: str) -> Any: ...
+
+    def end_call(self, call_sid: str, status: str) -> Any: ...
+
+    def list_calls(self, to: str, from_: str, limit: int) -> list[Any]: ...
+
+
+class Pacer(Protocol):
+    def reserve(self) -> float:
+        """Reserve the next create slot; the seconds to wait for it."""
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    database: Database
+    broker: Broker
+    twilio: Calls
+    pacer: Pacer
+    sleep: Callable[[float], None] = time.sleep

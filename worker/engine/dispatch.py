@@ -1,0 +1,142 @@
+"""The outbox relay: due rows in the jobs table become place_call messages.
+
+Only as many jobs are moved to `queued` as the pace can dial in the next few
+seconds, so the broker queue stays short. A `queued` job whose message went
+missing (Redis restarted without its data, a publish that failed) is published
+again once it is stale *and* the dial queue is empty: while messages are still
+waiting, an old `queued` job is only a long queue, and re-publishing it would
+flood the queue with duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from worker.domain.clock import utcnow
+from worker.domain.fairness import Demand, fair_share
+from worker.domain.statuses import FINAL_JOB_STATUSES, CampaignStatus, JobStatus
+from worker.domain.windows import is_open, next_opening, stored_window, zone
+from worker.engine.context import Context
+from worker.engine.outbox import publish_place_calls
+from worker.store.models import Campaign, Job
+
+log = logging.getLogger(__name__)
+
+# How far ahead of the pace the dial queue is filled: enough that no slot goes idle
+# between ticks, little enough that a single call published now is behind at most this
+# much of a campaign's backlog.
+LOOKAHEAD_S = 2.0
+MIN_BATCH = 3
+WINDOW_SCAN = 500  # due jobs of one campaign examined per tick against its calling window
+
+
+def dispatch_due(ctx: Context) -> int:
+    """One dispatcher tick: claim what is due and publish it; how many jobs were published."""
+    ids = claim_due_batch(ctx, dial_queue_empty=ctx.broker.dial_queue_length() == 0)
+    publish_place_calls(ctx, ids)
+    return len(ids)
+
+
+def claim_due_batch(ctx: Context, dial_queue_empty: bool) -> list[str]:
+    """Move due `scheduled` jobs (and stale `queued` ones) to `queued`; return their ids.
+
+    Single calls (priority 0) go before campaign jobs, oldest first. The
+    compare-and-set on status makes two overlapping dispatchers harmless.
+    """
+    settings = ctx.settings
+    now = utcnow()
+    stale_before = now - timedelta(seconds=settings.queued_stale_after)
+    budget = max(MIN_BATCH, math.ceil(settings.calls_per_second * LOOKAHEAD_S))
+    with ctx.database.session() as session:
+        in_queue = session.scalar(select(func.count()).select_from(Job).where(
+            Job.status == JobStatus.QUEUED, Job.queued_at >= stale_before)) or 0
+        stale = session.scalars(
+            select(Job.id).where(Job.status == JobStatus.QUEUED, Job.queued_at < stale_before)
+            .order_by(Job.queued_at).limit(budget)).all() if dial_queue_empty else []
+        room = max(0, budget - in_queue - len(stale))
+        due: list[str] = []
+        if room:
+            due = list(session.scalars(
+                select(Job.id).where(Job.status == JobStatus.SCHEDULED,
+                                     Job.next_attempt_at <= now, Job.campaign_id.is_(None))
+                .order_by(Job.priority, Job.next_attempt_at).limit(room)))
+        if room > len(due):
+            due += campaign_share(session, room - len(due), now)
+        ids = list(stale)
+        if due:
+            ids += session.scalars(
+                update(Job).where(Job.id.in_(due), Job.status == JobStatus.SCHEDULED)
+                .values(status=JobStatus.QUEUED, queued_at=now, updated_at=now)
+                .returning(Job.id)).all()
+        if stale:
+            session.execute(update(Job).where(Job.id.in_(stale), Job.status == JobStatus.QUEUED)
+                            .values(queued_at=now))
+        finish_campaigns(session)
+    if stale:
+        log.warning("re-publishing %d jobs queued for over %ss", len(stale),
+                    settings.queued_stale_after)
+    return ids
+
+
+def campaign_share(session: Session, room: int, now: datetime) -> list[str]:
+    """Due jobs of active campaigns, split by weight; jobs outside their recipient's calling
+    window are moved to the window's next opening instead (retries included)."""
+    campaigns = session.scalars(select(Campaign).where(
+        Campaign.status == CampaignStatus.ACTIVE)).all()
+    ready: dict[str, list[str]] = {}
+    for campaign in campaigns:
+        rows = session.execute(
+            select(Job.id, Job.timezones).where(
+                Job.campaign_id == campaign.id, Job.status == JobStatus.SCHEDULED,
+                Job.next_attempt_at <= now)
+            .order_by(Job.next_attempt_at).limit(WINDOW_SCAN)).all()
+        if rows:
+            ready[campaign.id] = _open_now(session, campaign, rows, now)
+    shares, vtimes = fair_share(room, {c.id: Demand(c.weight, len(ready.get(c.id, [])), c.vtime)
+                                       for c in campaigns})
+    weights = {c.id: c.weight for c in campaigns}
+    for campaign_id, vtime in vtimes.items():
+        session.execute(update(Campaign).where(Campaign.id == campaign_id).values(vtime=vtime))
+    # Published interleaved, in the order fair queuing picked them, not campaign by campaign.
+    picks = sorted((vtimes[c] - (n - 1 - k) / weights[c], c, ready[c][k])
+                   for c, n in shares.items() for k in range(n))
+    return [job_id for _, _, job_id in picks]
+
+
+def _open_now(session: Session, campaign: Campaign, rows: Sequence[Row[Any]],
+              now: datetime) -> list[str]:
+    window = stored_window(campaign.window_start, campaign.window_end, campaign.days)
+    ready: list[str] = []
+    closed: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    is_open_for: dict[tuple[str, ...], bool] = {}
+    for job_id, zones in rows:
+        key = tuple(zones or [campaign.timezone])
+        if key not in is_open_for:
+            is_open_for[key] = is_open(window, [zone(z) for z in key], now)
+        if is_open_for[key]:
+            ready.append(job_id)
+        else:
+            closed[key].append(job_id)
+    for key, ids in closed.items():
+        opening = next_opening(window, [zone(z) for z in key], now)
+        values: dict[str, Any] = ({"next_attempt_at": opening} if opening else
+                        {"status": JobStatus.FAILED, "outcome": "outside-window"})
+        session.execute(update(Job).where(Job.id.in_(ids), Job.status == JobStatus.SCHEDULED)
+                        .values(updated_at=now, **values))
+    return ready
+
+
+def finish_campaigns(session: Session) -> None:
+    """An active campaign with every job final is done."""
+    pending = exists().where(Job.campaign_id == Campaign.id,
+                             Job.status.not_in(list(FINAL_JOB_STATUSES)))
+    session.execute(update(Campaign).where(Campaign.status == CampaignStatus.ACTIVE, ~pending)
+                    .values(status=CampaignStatus.DONE, updated_at=utcnow()))

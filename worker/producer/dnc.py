@@ -1,0 +1,53 @@
+"""The do-not-call list: checked when a job is enqueued or imported, and right before dialing."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from worker.domain.validation import normalize_to
+from worker.engine.context import Context
+from worker.producer.files import read_text
+from worker.store.models import DoNotCall
+
+
+def listed_numbers(session: Session) -> set[str]:
+    return set(session.scalars(select(DoNotCall.number)))
+
+
+def add_do_not_call(ctx: Context, numbers: Iterable[str]) -> int:
+    """Add numbers (normalised to E.164); returns how many were new. A bad one adds none."""
+    wanted = {normalize_to(n, "number") for n in numbers}
+    with ctx.database.session() as session:
+        new = sorted(wanted - listed_numbers(session))
+        if new:
+            session.execute(insert(DoNotCall), [{"number": n} for n in new])
+    return len(new)
+
+
+def remove_do_not_call(ctx: Context, numbers: Iterable[str]) -> int:
+    wanted = [normalize_to(n, "number") for n in numbers]
+    with ctx.database.session() as session:
+        return session.execute(delete(DoNotCall).where(DoNotCall.number.in_(wanted))).rowcount
+
+
+def list_do_not_call(ctx: Context) -> list[str]:
+    with ctx.database.session() as session:
+        return sorted(listed_numbers(session))
+
+
+def read_numbers(path: Path) -> list[str]:
+    """A `to` or `number` column of a CSV with a header, else the first column of each line."""
+    rows = [r for r in csv.reader(io.StringIO(read_text(path))) if r and r[0].strip()]
+    if not rows:
+        raise ValueError(f"{path}: no numbers in it")
+    header = [c.strip().lower() for c in rows[0]]
+    column = next((header.index(n) for n in ("to", "number") if n in header), None)
+    if column is not None:
+        return [r[column].strip() for r in rows[1:] if len(r) > column and r[column].strip()]
+    return [r[0].strip() for r in rows]

@@ -1,0 +1,201 @@
+"""Single calls: enqueue, look up, cancel. `worker.api` binds these to the context built from
+the environment: `from worker import enqueue_call, enqueue_calls, get_job, cancel_job`."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from worker.domain import validation
+from worker.domain.clock import utcnow
+from worker.domain.lifecycle import is_terminal
+from worker.domain.statuses import FINAL_JOB_STATUSES, JobStatus
+from worker.engine.calls import end_live_call
+from worker.engine.context import Context
+from worker.engine.outbox import publish_place_calls
+from worker.logs import mask
+from worker.settings import Settings
+from worker.store.database import in_chunks
+from worker.store.models import DoNotCall, Job
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_call(
+    ctx: Context,
+    to: str,
+    from_: str | None = None,
+    *,
+    url: str | None = None,
+    twiml: str | None = None,
+    idempotency_key: str | None = None,
+    max_attempts: int | None = None,
+    retry_on: Iterable[str] | None = None,
+    retry_delays: Iterable[int] | None = None,
+    campaign_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    call_options: Mapping[str, Any] | None = None,
+) -> str:
+    """Store a call job and return its id; the same idempotency_key returns the same job.
+
+    Raises ValueError naming the field for bad input, and then stores nothing.
+    """
+    # Taken first, so it holds exactly the arguments by name, as enqueue_calls gets them.
+    arguments = dict(locals())
+    del arguments["ctx"]
+    row = _job_row(ctx.settings, arguments)
+    (job_id,) = _store(ctx, [row], lambda _: "")
+    return job_id
+
+
+_ARGUMENTS = frozenset(inspect.signature(enqueue_call).parameters) - {"ctx"}
+
+
+def enqueue_calls(ctx: Context, calls: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Many jobs in one transaction and one broker connection, for producers enqueueing in bulk.
+
+    Each item holds enqueue_call's arguments by name (`to` is required). All or nothing: a
+    bad item raises ValueError naming it and its field (`calls[3].to: ...`), and nothing is
+    stored. Returns the job ids in the items' order; an item whose idempotency_key is
+    already stored, or repeated earlier in the batch, gets that job's id, as one
+    enqueue_call after another would.
+    """
+    rows = []
+    for index, spec in enumerate(calls):
+        where = f"calls[{index}]"
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"{where}: a mapping of enqueue_call's arguments is expected")
+        unknown = sorted(set(spec) - _ARGUMENTS)
+        if unknown:
+            raise ValueError(f"{where}.{unknown[0]}: not an argument of enqueue_call")
+        try:
+            rows.append(_job_row(ctx.settings, spec))
+        except ValueError as exc:
+            raise ValueError(f"{where}.{exc}") from None
+    return _store(ctx, rows, lambda index: f"calls[{index}].") if rows else []
+
+
+def _job_row(settings: Settings, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The jobs row for one call, every field checked; ValueError names the first bad one."""
+    url, twiml = validation.check_voice_instructions(spec.get("url"), spec.get("twiml"))
+    from_ = spec.get("from_")
+    now = utcnow()
+    return {
+        "id": uuid.uuid4().hex,
+        "to": validation.normalize_to(spec.get("to")),
+        "from_": validation.normalize_from(from_ if from_ is not None else settings.default_from),
+        "url": url,
+        "twiml": twiml,
+        "idempotency_key": validation.check_idempotency_key(spec.get("idempotency_key")),
+        "max_attempts": validation.check_max_attempts(spec.get("max_attempts"),
+                                                      settings.max_attempts),
+        "retry_on": validation.check_retry_on(spec.get("retry_on"), settings.retry_on),
+        "retry_delays": validation.check_retry_delays(spec.get("retry_delays"),
+                                                      settings.retry_delays),
+        "campaign_id": spec.get("campaign_id"),
+        "metadata_": validation.check_metadata(spec.get("metadata")),
+        "call_options": validation.check_call_options(spec.get("call_options")),
+        "status": JobStatus.QUEUED,
+        "next_attempt_at": now,
+        "queued_at": now,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _store(ctx: Context, rows: list[dict[str, Any]], where: Callable[[int], str]) -> list[str]:
+    """Insert the rows' new jobs, publish them, and return every row's job id in order."""
+    try:
+        ids, new = _insert_new(ctx, rows, where)
+    except IntegrityError:
+        # A concurrent producer stored one of the keys after we looked: the unique
+        # constraint decided, so the second look finds it. Without keys it is a real error.
+        if not any(row["idempotency_key"] for row in rows):
+            raise
+        ids, new = _insert_new(ctx, rows, where)
+    publish_place_calls(ctx, [row["id"] for row in new])
+    for row in new:
+        log.info("job %s enqueued to %s", row["id"], mask(row["to"]))
+    return ids
+
+
+def _insert_new(ctx: Context, rows: list[dict[str, Any]],
+                where: Callable[[int], str]) -> tuple[list[str], list[dict[str, Any]]]:
+    """One transaction: the do-not-call check, the idempotency lookup, one INSERT of the rest."""
+    with ctx.database.session() as session:
+        listed = _lookup(session, DoNotCall.number, DoNotCall.number, {r["to"] for r in rows})
+        for index, row in enumerate(rows):
+            if row["to"] in listed:
+                raise ValueError(f"{where(index)}to: {row['to']} is on the do-not-call list")
+        stored = _lookup(session, Job.idempotency_key, Job.id,
+                         {r["idempotency_key"] for r in rows if r["idempotency_key"]})
+        ids, new = [], []
+        for row in rows:
+            key = row["idempotency_key"]
+            if key is None or key not in stored:
+                new.append(row)
+                if key is not None:
+                    stored[key] = row["id"]
+            ids.append(row["id"] if key is None else stored[key])
+        if new:
+            # Core executemany: SQLAlchemy batches it into multi-row INSERTs, with none of
+            # the ORM's per-object bookkeeping.
+            session.execute(insert(Job), new)
+    return ids, new
+
+
+def _lookup(session: Session, key: Any, value: Any, wanted: set[str]) -> dict[str, str]:
+    """{key: value} of the rows whose key is in wanted, a chunk of keys per statement."""
+    found: dict[str, str] = {}
+    for chunk in in_chunks(sorted(wanted)):
+        found.update(session.execute(select(key, value).where(key.in_(chunk))).all())
+    return found
+
+
+def get_job(ctx: Context, job_id: str) -> Job | None:
+    """The job with its attempts loaded, detached from any session, or None."""
+    with ctx.database.session() as session:
+        return session.scalar(select(Job).where(Job.id == job_id)
+                              .options(selectinload(Job.attempt_rows)))
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    job_id: str
+    canceled: bool
+    status: str
+    message: str
+
+
+def cancel_job(ctx: Context, job_id: str) -> CancelResult:
+    """Cancel a job: never dialed if it was waiting; its live call ended if it was dialing.
+
+    A final job stays as it is; the result says so. An unknown id raises ValueError.
+    """
+    now = utcnow()
+    with ctx.database.session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise ValueError(f"job_id: no job {job_id!r}")
+        if job.status in FINAL_JOB_STATUSES:
+            return CancelResult(job_id, False, job.status, f"job is already {job.status}")
+        not_final = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.DIALING)
+        won = session.execute(
+            update(Job).where(Job.id == job_id, Job.status.in_(not_final))
+            .values(status=JobStatus.CANCELED, outcome="canceled", updated_at=now)).rowcount
+        live = [a for a in job.attempt_rows if a.call_sid and not is_terminal(a.status)]
+    if not won:
+        return cancel_job(ctx, job_id)  # it changed under us; report what it is now
+    for attempt in live:
+        end_live_call(ctx, attempt.call_sid, attempt.status)
+    return CancelResult(job_id, True, JobStatus.CANCELED,
+                        "canceled; live call ended" if live else "canceled before dialing")

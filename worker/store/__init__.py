@@ -1,0 +1,1 @@
+"""Where a job lives: the models, the database (engine, transactions, migrations)."""

@@ -1,0 +1,172 @@
+"""Jobs, attempts, status-callback events, campaigns and the do-not-call list: the database
+is the only place a job lives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from worker.domain.clock import utcnow
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend.
+
+    SQLite has no time zone type and hands back naive values; PostgreSQL's
+    timestamptz hands back aware ones. Storing naive UTC and re-attaching UTC on
+    the way out makes comparisons and arithmetic behave the same on both.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_jobs_to", "to"),
+        Index("ix_jobs_campaign_status_next", "campaign_id", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    campaign_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    to: Mapped[str] = mapped_column(String(255))
+    from_: Mapped[str] = mapped_column("from", String(255))
+    url: Mapped[str | None] = mapped_column(Text)
+    twiml: Mapped[str | None] = mapped_column(Text)
+    call_options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    retry_on: Mapped[list[Any]] = mapped_column()
+    retry_delays: Mapped[list[Any]] = mapped_column()
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    queued_at: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # The recipient's possible time zones, for a campaign's calling window.
+    timezones: Mapped[list[Any] | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    # Loaded only where asked for (selectinload at the readers): the hot path gets a job
+    # several times per call and never reads its attempts through it.
+    attempt_rows: Mapped[list[Attempt]] = relationship(
+        back_populates="job", order_by="Attempt.ordinal"
+    )
+
+
+class Campaign(Base):
+    """Defaults for its jobs, its calling window, its share of the pace and its state."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    from_: Mapped[str] = mapped_column("from", String(255))
+    url: Mapped[str | None] = mapped_column(Text)
+    twiml: Mapped[str | None] = mapped_column(Text)
+    call_options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    retry_on: Mapped[list[Any]] = mapped_column()
+    retry_delays: Mapped[list[Any]] = mapped_column()
+    window_start: Mapped[str] = mapped_column(String(5))
+    window_end: Mapped[str | None] = mapped_column(String(5))
+    days: Mapped[list[Any]] = mapped_column()
+    timezone: Mapped[str] = mapped_column(String(64))
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16))
+    vtime: Mapped[float] = mapped_column(Float, default=0.0)  # fair-share virtual time
+    import_summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DoNotCall(Base):
+    __tablename__ = "do_not_call"
+
+    number: Mapped[str] = mapped_column(String(255), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+    # AUTOINCREMENT: a released attempt's id must never come back (see migration 0003).
+    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_attempts_job_number"),
+                      {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    # The attempt's place in its job (1, 2, ...): the column is `number`.
+    ordinal: Mapped[int] = mapped_column("number", Integer)
+    call_sid: Mapped[str | None] = mapped_column(String(34), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    last_sequence: Mapped[int | None] = mapped_column(Integer)
+    sip_response_code: Mapped[int | None] = mapped_column(Integer)
+    duration: Mapped[int | None] = mapped_column(Integer)
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    recording_url: Mapped[str | None] = mapped_column(Text)
+    recording_sid: Mapped[str | None] = mapped_column(String(34))
+    recording_duration: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()
+
+    job: Mapped[Job] = relationship(back_populates="attempt_rows")
+
+
+class Event(Base):
+    """One status callback as received; the unique key absorbs repeated deliveries."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("call_sid", "sequence_number", name="uq_events_call_sid_sequence"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_sid: Mapped[str] = mapped_column(String(34))
+    sequence_number: Mapped[int] = mapped_column(Integer)
+    call_status: Mapped[str] = mapped_column(String(16))
+    attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("attempts.id", ondelete="SET NULL"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(16), default="callback")
+    idempotency_token: Mapped[str | None] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
