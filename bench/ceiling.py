@@ -62,7 +62,7 @@ from bench.common import (
 from bench.procstats import Profiler, Tracked, machine_ticks, print_hot_spots, self_cpu_s
 from harness.stack import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN, Stack, clean_environ
 from worker.demo.processes import Process, free_port, wait_port
-from worker.domain.statuses import JobStatus
+from worker.domain.statuses import FINAL_JOB_STATUSES, JobStatus
 from worker.engine.context import Context
 from worker.store.database import upgrade
 from worker.store.models import Attempt, Event, Job
@@ -81,7 +81,6 @@ TAIL_S = 2 * SAMPLE_EVERY_S
 PROBE_RATE = 10.0
 PREDICT_BUSY = 0.9  # share of the machine's cores the first guess may fill
 CLOSE_ENOUGH = 1.15  # auto search ends when lowest unsustained / highest sustained <= this
-FINAL = ("completed", "failed", "canceled")
 
 
 @dataclass
@@ -176,7 +175,7 @@ def measure(ctx: Context, rate: float, count: int, start_mono: float, tracked: d
         elapsed = time.monotonic() - start_mono
         counts = job_counts(ctx)
         offered = max(0, min(count, math.floor(elapsed * rate) + 1))
-        final = sum(counts[s] for s in FINAL)
+        final = sum(counts[s] for s in FINAL_JOB_STATUSES)
         cpu = {name: round(t.sample(), 3) for name, t in tracked.items()}
         samples.append({"t": round(elapsed, 1), "offered": offered, "final": final,
                         "backlog": offered - final, "statuses": dict(counts), "cpu_s": cpu})
@@ -199,7 +198,8 @@ def measure(ctx: Context, rate: float, count: int, start_mono: float, tracked: d
 
 def drain(ctx: Context, count: int, deadline: float) -> None:
     """Wait (until the monotonic `deadline`) for every offered job to reach a final state."""
-    while sum(job_counts(ctx)[s] for s in FINAL) < count and time.monotonic() < deadline:
+    while (sum(job_counts(ctx)[s] for s in FINAL_JOB_STATUSES) < count
+           and time.monotonic() < deadline):
         time.sleep(0.5)  # polling the database: nothing signals a job's end to this process
 
 

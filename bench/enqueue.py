@@ -47,6 +47,7 @@ from bench.common import (
     write_results,
 )
 from worker.api import enqueue_call, enqueue_calls
+from worker.domain.names import DIAL_QUEUE
 
 GOAL_JOBS_PER_S = 1000
 WARM_UP = 50
@@ -84,7 +85,7 @@ def one_run(srv: Servers, backend: str, jobs: int, batch: int, run: int,
     started, cpu = time.perf_counter(), time.process_time()
     took = loop(jobs, 0, batch)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    queued = redis.Redis.from_url(srv.redis.url).llen("dial")
+    queued = redis.Redis.from_url(srv.redis.url).llen(DIAL_QUEUE)
     result = {"backend": backend, "batch": batch, "run": run + 1, "load": load, "jobs": jobs,
               "seconds": round(elapsed, 3), "jobs_per_s": round(jobs / elapsed, 1),
               "cpu_ms_per_job": round(cpu / jobs * 1000, 3),

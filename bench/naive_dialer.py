@@ -15,13 +15,12 @@ limiter and nothing else.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 
 from worker import tasks
 from worker.celery_app import app
-from worker.engine.context import Context
-from worker.wiring import default_context
+from worker.settings import get_settings
+from worker.wiring import build_context, set_default_context
 
 __all__ = ["app"]
 
@@ -35,20 +34,13 @@ class Unpaced:
         return 0.0
 
 
-@functools.cache
-def unpaced_context() -> Context:
-    """The context the tasks would run with, its pacer swapped for Unpaced."""
-    return dataclasses.replace(default_context(), pacer=Unpaced())
-
-
 def _install() -> None:
-    """Before the worker forks, so every prefork child dials without the pace: each task
-    run asks worker.tasks' `default_context` for its context."""
+    """Before the worker forks, so every prefork child dials without the pace."""
     limiter = os.environ.get("NAIVE_LIMITER", "rate_limit")
     if limiter not in LIMITERS:
         raise RuntimeError(f"NAIVE_LIMITER must be one of {', '.join(LIMITERS)}, "
                            f"got {limiter!r}")
-    tasks.default_context = unpaced_context
+    set_default_context(dataclasses.replace(build_context(get_settings()), pacer=Unpaced()))
     if limiter == "rate_limit":
         # The consumer reads the task's rate_limit when it starts and builds its token bucket.
         tasks.place_call.rate_limit = os.environ.get("NAIVE_RATE_LIMIT", "1/s")

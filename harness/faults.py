@@ -15,11 +15,9 @@ from harness.stack import Stack
 from harness.waiting import wait_for
 from worker.api import get_job
 from worker.demo.processes import Process
+from worker.domain.statuses import FINAL_JOB_STATUSES, TERMINAL_CALL_STATUSES
 from worker.domain.twilio_errors import longest_create_s
 from worker.settings import get_settings
-
-FINAL = {"completed", "failed", "canceled"}
-CALL_FINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
 
 # Seconds instead of minutes: every name and bound is checked in worker/settings.py.
 FAULT_SETTINGS = {
@@ -87,7 +85,7 @@ def breaches(stack: Stack, ids: dict[str, str]) -> dict[str, int]:
     held = {a.call_sid: number for number, job in jobs.items()
             for a in job.attempt_rows if a.call_sid}
     return {
-        "jobs not final": sum(job.status not in FINAL for job in jobs.values()),
+        "jobs not final": sum(job.status not in FINAL_JOB_STATUSES for job in jobs.values()),
         "calls beyond one per attempt": sum(
             max(0, placed[number] - sum(a.call_sid is not None for a in job.attempt_rows))
             for number, job in jobs.items()),
@@ -97,7 +95,8 @@ def breaches(stack: Stack, ids: dict[str, str]) -> dict[str, int]:
         "jobs over max_attempts": sum(
             not job.attempts == len(job.attempt_rows) <= job.max_attempts
             for job in jobs.values()),
-        "calls left live": sum(c["status"] not in CALL_FINAL for c in stack.sim.calls()),
+        "calls left live": sum(c["status"] not in TERMINAL_CALL_STATUSES
+                               for c in stack.sim.calls()),
     }
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from harness.waiting import free_port
 from worker.api import get_job
 from worker.demo.processes import Process, beat_argv, stop_all, wait_port, webhook_argv, worker_argv
+from worker.domain.names import QUEUES
 from worker.store.models import Job
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class Stack:
         return process
 
     def start_worker(self, name: str = "w1", concurrency: int = 2,
-                     queues: Iterable[str] = ("dial", "events", "default")) -> Process:
+                     queues: Iterable[str] = QUEUES) -> Process:
         process = self._spawn(name, worker_argv(name, concurrency, queues))
         process.wait_for_log(" ready.")
         return process

@@ -1,7 +1,7 @@
 """The dialer's worker side: the producer API, the Celery app, and the layers under them.
 
 Layers, each importing only those below it (docs/ARCHITECTURE.md; checked by import-linter):
-cli, demo > api, tasks > wiring > celery_app > producer > engine > store, adapters >
+cli > demo > api | tasks > wiring | celery_app > producer > engine > store | adapters >
 settings > domain > logs.
 
 Attributes load lazily (PEP 562): `import worker.settings`, which the webhook does, must pull

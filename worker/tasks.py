@@ -17,6 +17,7 @@ from worker.domain.names import (
     RECONCILE_TASK,
 )
 from worker.engine import dialing, dispatch, metrics, reconcile, status
+from worker.settings import get_settings
 from worker.wiring import default_context
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,6 @@ def _fresh_connections_after_fork(**_: Any) -> None:
 
 @worker_ready.connect
 def _serve_metrics(**_: Any) -> None:
-    ctx = default_context()
-    if ctx.settings.metrics_port:
-        metrics.start_server(ctx.settings.metrics_port, ctx.database)
+    port = get_settings().metrics_port
+    if port:
+        metrics.start_server(port, default_context().database)

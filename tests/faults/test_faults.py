@@ -28,9 +28,7 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from harness.faults import (
-    CALL_FINAL,
     FAULT_SETTINGS,
-    FINAL,
     breaches,
     database_down,
     deadline,
@@ -51,6 +49,7 @@ from tests.support.simulator_fixtures import SIM_AUTH_TOKEN
 from worker.adapters.broker import create_celery
 from worker.api import enqueue_call, get_job
 from worker.demo.processes import Process
+from worker.domain.statuses import FINAL_JOB_STATUSES, TERMINAL_CALL_STATUSES
 from worker.engine.context import Context
 from worker.engine.status import handle_status
 from worker.settings import get_settings
@@ -116,7 +115,7 @@ def enqueue(stack: Stack, cases: dict[str, Any] = CASES,
 def wait_all_final(stack: Stack, ids: dict[str, str]) -> dict[str, Any]:
     def final() -> dict[str, Any] | None:
         jobs = jobs_of(ids)
-        return jobs if all(j.status in FINAL for j in jobs.values()) else None
+        return jobs if all(j.status in FINAL_JOB_STATUSES for j in jobs.values()) else None
 
     try:
         return wait_for(final, timeout=drain_s(len(ids), MAX_ATTEMPTS, RETRY_DELAY),
@@ -343,10 +342,10 @@ def test_dropped_duplicated_and_reordered_callbacks(make_stack):
         order.setdefault(c.call_sid, []).append(c.sequence_number)
     assert any(seqs != sorted(seqs) for seqs in order.values()), "no callback reordered"
 
-    lost_ends = {c.call_sid for c in dropped if c.call_status in CALL_FINAL}
+    lost_ends = {c.call_sid for c in dropped if c.call_status in TERMINAL_CALL_STATUSES}
     with default_context().database.session() as session:
         fetched = set(session.scalars(select(Event.call_sid).where(
-            Event.source == "reconciler", Event.call_status.in_(CALL_FINAL))))
+            Event.source == "reconciler", Event.call_status.in_(TERMINAL_CALL_STATUSES))))
     assert lost_ends <= fetched, "a call whose last callback was lost was never fetched"
 
 
@@ -392,7 +391,7 @@ def test_webhook_down_the_reconciler_finishes_every_call(make_stack):
     assert created_during, "no call placed while the webhook was down"
     with default_context().database.session() as session:
         fetched = set(session.scalars(select(Event.call_sid).where(
-            Event.source == "reconciler", Event.call_status.in_(CALL_FINAL))))
+            Event.source == "reconciler", Event.call_status.in_(TERMINAL_CALL_STATUSES))))
     assert created_during <= lost, "a call placed during the outage had a callback answered"
     assert created_during <= fetched, "a call placed during the outage was never fetched"
 

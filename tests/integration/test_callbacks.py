@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from harness.stack import VOICE_URL
 from harness.waiting import wait_for
 from worker.api import cancel_job, enqueue_call, get_job
+from worker.domain.statuses import FINAL_JOB_STATUSES
 from worker.store.models import Event
 from worker.wiring import default_context
 
 pytestmark = pytest.mark.integration
 
-FINAL = {"completed", "failed", "canceled"}
 RETRY_DELAY = 1
 
 # number: (scenario, enqueue kwargs, final status, attempt statuses)
@@ -46,7 +46,7 @@ def enqueue_cases(stack, cases) -> dict[str, str]:
 
 def all_final(ids):
     jobs = {number: get_job(job_id) for number, job_id in ids.items()}
-    return jobs if all(j.status in FINAL for j in jobs.values()) else None
+    return jobs if all(j.status in FINAL_JOB_STATUSES for j in jobs.values()) else None
 
 
 def assert_outcomes(stack, jobs, cases):

@@ -208,7 +208,7 @@ def test_a_server_that_hangs_up_after_the_request_is_ambiguous(hangup_port):
     assert classify_create_error(exc) is AMBIGUOUS
 
 
-# --- the same through the twilio client the gateway builds --------------------------------
+# --- the same through the twilio client worker.adapters.twilio.make_client builds ----------
 
 
 def client_for(port: int):

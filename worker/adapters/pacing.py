@@ -8,9 +8,12 @@ is a small Lua script: atomic, and timed by Redis TIME, the clock all machines s
 
 from __future__ import annotations
 
+import functools
 import math
 
 from redis import Redis
+
+from worker.settings import Settings
 
 # KEYS[1]: the account's next free slot (µs since the epoch on the Redis clock).
 # ARGV[1]: interval between creates (µs); ARGV[2]: the longest wait we accept (µs).
@@ -59,3 +62,21 @@ class Pacer:
         if not reserved:
             raise PacingBacklog(wait_us / 1_000_000)
         return wait_us / 1_000_000
+
+
+class AccountPacer:
+    """The pace of the account in the settings, made on first use: a producer needs no
+    Twilio credentials, and a worker without them fails before it takes anyone's slot."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._settings = settings
+
+    @functools.cached_property
+    def _pacer(self) -> Pacer:
+        account_sid, _ = self._settings.require_twilio()
+        return Pacer(self._redis, account_sid, self._settings.calls_per_second,
+                     self._settings.max_pacing_wait)
+
+    def reserve(self) -> float:
+        return self._pacer.reserve()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from worker.cli.errors import friendly_errors
-from worker.settings import get_settings
-from worker.store.database import make_engine, upgrade
+from worker.store.database import upgrade
+from worker.wiring import default_context
 
 
 @click.group()
@@ -18,5 +18,5 @@ def db() -> None:
 @friendly_errors
 def db_upgrade() -> None:
     """Apply every migration (idempotent)."""
-    upgrade(make_engine(get_settings().database_url))
+    upgrade(default_context().database.engine)
     click.echo("database is up to date")

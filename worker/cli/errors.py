@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
+from twilio.base.exceptions import TwilioRestException
 
 from worker.settings import SettingsError
 
@@ -16,7 +17,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly_errors(func: F) -> F:
-    """Turn the errors a user can cause into one line and exit code 2 (1 for the database)."""
+    """Turn the errors a user can cause, and a database or Twilio that refuses, into one line
+    and exit code 1."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -26,6 +28,9 @@ def friendly_errors(func: F) -> F:
             raise click.ClickException(str(exc)) from None
         except SQLAlchemyError as exc:
             click.echo(f"Error: database: {str(exc).splitlines()[0]}", err=True)
+            sys.exit(1)
+        except TwilioRestException as exc:
+            click.echo(f"Error: Twilio: HTTP {exc.status}: {exc.msg}", err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

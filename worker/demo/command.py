@@ -37,7 +37,7 @@ from worker.demo.processes import (
     webhook_argv,
     worker_argv,
 )
-from worker.domain.statuses import FINAL_JOB_STATUSES
+from worker.domain.statuses import FINAL_JOB_STATUSES, RETRYABLE_CALL_STATUSES, JobStatus
 from worker.engine.context import Context
 from worker.producer import campaigns, jobs
 from worker.settings import Settings
@@ -45,7 +45,7 @@ from worker.wiring import build_context
 
 DEMO_VOICE_URL = "https://demo.twilio.com/docs/voice.xml"
 CAMPAIGN: dict[str, Any] = {"max_attempts": 3, "retry_delays": [5],
-                            "retry_on": ["busy", "no-answer", "failed"],
+                            "retry_on": list(RETRYABLE_CALL_STATUSES),
                             "call_options": {"timeout": 8, "machine_detection": "Enable"}}
 # Fictional numbers (555-01xx is reserved for fiction) with what the simulator makes of them.
 SCENARIO: dict[str, list[str]] = {
@@ -143,7 +143,7 @@ def _start_campaign(ctx: Context, rows: list[Row], rundir: Path) -> str:
     ids = {row["to"]: row["job_id"] for row in campaigns.export_rows(ctx, campaign_id)}
     for line, row in enumerate(rows, start=2):
         row.job_id = ids.get(row.to)
-        row.status, row.outcome = (("queued", "") if row.job_id else
+        row.status, row.outcome = ((JobStatus.QUEUED, "") if row.job_id else
                                    ("refused", by_line.get(line, "not imported")))
     return campaign_id
 

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from worker.domain.names import QUEUES
+
 
 class Process:
     def __init__(self, name: str, argv: list[str], env: Mapping[str, str], workdir: Path) -> None:
@@ -67,7 +69,7 @@ def stop_all(processes: Iterable[Process], timeout: float = 15) -> None:
 
 
 def worker_argv(name: str, concurrency: int,
-                queues: Iterable[str] = ("dial", "events", "default")) -> list[str]:
+                queues: Iterable[str] = QUEUES) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", ",".join(queues),
             "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
             "--without-heartbeat", "-l", "INFO"]

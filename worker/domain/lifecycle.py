@@ -61,9 +61,9 @@ class JobDecision:
 def decide(policy: JobPolicy, attempts_made: int, call_status: str, now: datetime,
            rng: random.Random | None = None) -> JobDecision:
     """What a job becomes when its current attempt ends with `call_status`."""
-    if call_status == "completed":
+    if call_status == AttemptStatus.COMPLETED:
         return JobDecision(JobStatus.COMPLETED, call_status)
-    if call_status == "canceled":
+    if call_status == AttemptStatus.CANCELED:
         return JobDecision(JobStatus.CANCELED, call_status)
     if call_status in policy.retry_on and attempts_made < policy.max_attempts:
         delay = retry_delay(policy.retry_delays, attempts_made)

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 def end_live_call(ctx: Context, call_sid: str, status: str) -> None:
     """`canceled` for a call not yet answered, `completed` (hang up) once it is."""
-    first = "completed" if status == AttemptStatus.IN_PROGRESS else "canceled"
+    hang_up, cancel = AttemptStatus.COMPLETED.value, AttemptStatus.CANCELED.value
+    first = hang_up if status == AttemptStatus.IN_PROGRESS else cancel
     try:
         ctx.twilio.end_call(call_sid, first)
     except TwilioRestException as exc:
@@ -23,5 +24,5 @@ def end_live_call(ctx: Context, call_sid: str, status: str) -> None:
             raise
         # It was answered (or ended) meanwhile: try the other way, once.
         with contextlib.suppress(TwilioRestException):
-            ctx.twilio.end_call(call_sid, "canceled" if first == "completed" else "completed")
+            ctx.twilio.end_call(call_sid, cancel if first == hang_up else hang_up)
     log.info("ended call %s of a canceled job", call_sid)

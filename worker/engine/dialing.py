@@ -248,7 +248,7 @@ def reject(ctx: Context, claimed: Claimed, exc: BaseException) -> None:
             return
         session.execute(
             update(Job).where(Job.id == claimed.job_id, Job.status == JobStatus.DIALING).values(
-                status=JobStatus.FAILED, outcome=str(code) if code else "rejected",
+                status=JobStatus.FAILED, outcome=str(code) if code else AttemptStatus.REJECTED,
                 error_code=code, error_message=message, updated_at=now))
     log.warning("job %s to %s refused by Twilio: %s", claimed.job_id,
                 mask(claimed.params["to"]), message)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from worker.domain.clock import utcnow
 from worker.domain.fairness import Demand, fair_share
 from worker.domain.statuses import FINAL_JOB_STATUSES, CampaignStatus, JobStatus
-from worker.domain.windows import is_open, next_opening, stored_window, zone
+from worker.domain.windows import is_open, next_open_for, stored_window, zone
 from worker.engine.context import Context
 from worker.engine.outbox import publish_place_calls
 from worker.store.models import Campaign, Job
@@ -126,7 +126,7 @@ def _open_now(session: Session, campaign: Campaign, rows: Sequence[Row[Any]],
         else:
             closed[key].append(job_id)
     for key, ids in closed.items():
-        opening = next_opening(window, [zone(z) for z in key], now)
+        opening = next_open_for(window, key, campaign.timezone, now)
         values: dict[str, Any] = ({"next_attempt_at": opening} if opening else
                         {"status": JobStatus.FAILED, "outcome": "outside-window"})
         session.execute(update(Job).where(Job.id.in_(ids), Job.status == JobStatus.SCHEDULED)

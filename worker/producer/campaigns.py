@@ -36,7 +36,7 @@ from worker.domain.statuses import (
     CampaignStatus,
     JobStatus,
 )
-from worker.domain.windows import Window, format_days, next_opening, parse_window, zone
+from worker.domain.windows import Window, next_open_for, parse_window, stored_window, zone
 from worker.engine.context import Context
 from worker.producer.dnc import listed_numbers
 from worker.producer.files import read_text
@@ -201,7 +201,7 @@ def _prepare_jobs(rows: Iterable[tuple[int, dict[str, str]]], campaign: dict[str
             continue
         to, zones = outcome
         if zones not in opens:
-            opens[zones] = next_opening(window, [zone(z) for z in zones], now) is not None
+            opens[zones] = next_open_for(window, zones, campaign["timezone"], now) is not None
         if not opens[zones]:
             result.invalid.append((line, f"to: the window is never open in all of "
                                          f"{to}'s time zones ({', '.join(zones[:5])}...)"))
@@ -346,10 +346,9 @@ def campaign_status(ctx: Context, campaign_id: str, recent_minutes: int = 5) -> 
         attempts = session.execute(
             select(Attempt.status, Attempt.duration, Attempt.created_at).join(Job)
             .where(Job.campaign_id == campaign_id)).all()
+        window = stored_window(campaign.window_start, campaign.window_end, campaign.days)
         info = {"id": campaign.id, "name": campaign.name, "status": campaign.status,
-                "weight": campaign.weight,
-                "window": f"{campaign.window_start}-{campaign.window_end or '24:00'} "
-                          f"{format_days(campaign.days)} (recipient's local time)",
+                "weight": campaign.weight, "window": f"{window} (recipient's local time)",
                 "created_at": campaign.created_at.isoformat(),
                 "import": campaign.import_summary}
     placed = [a for a in attempts if a.status not in (AttemptStatus.CREATING,

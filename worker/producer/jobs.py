@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from worker.domain import validation
 from worker.domain.clock import utcnow
 from worker.domain.lifecycle import is_terminal
-from worker.domain.statuses import FINAL_JOB_STATUSES, JobStatus
+from worker.domain.statuses import FINAL_JOB_STATUSES, WAITING_JOB_STATUSES, JobStatus
 from worker.engine.calls import end_live_call
 from worker.engine.context import Context
 from worker.engine.outbox import publish_place_calls
@@ -188,7 +188,7 @@ def cancel_job(ctx: Context, job_id: str) -> CancelResult:
             raise ValueError(f"job_id: no job {job_id!r}")
         if job.status in FINAL_JOB_STATUSES:
             return CancelResult(job_id, False, job.status, f"job is already {job.status}")
-        not_final = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.DIALING)
+        not_final = (*WAITING_JOB_STATUSES, JobStatus.DIALING)
         won = session.execute(
             update(Job).where(Job.id == job_id, Job.status.in_(not_final))
             .values(status=JobStatus.CANCELED, outcome="canceled", updated_at=now)).rowcount
