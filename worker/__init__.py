@@ -17,7 +17,8 @@ _API = ("enqueue_call", "enqueue_calls", "get_job", "cancel_job", "create_campai
         "pause_campaign", "resume_campaign", "cancel_campaign", "campaign_status",
         "list_campaigns", "write_export", "add_do_not_call", "remove_do_not_call",
         "list_do_not_call")
-_EXPORTS = {**dict.fromkeys(_API, "worker.api"), "app": "worker.celery_app"}
+_EXPORTS = {**dict.fromkeys(_API, "worker.api"), "app": "worker.celery_app",
+            "IdempotencyConflict": "worker.producer.jobs"}
 
 __all__ = sorted(_EXPORTS)
 

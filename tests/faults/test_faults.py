@@ -49,6 +49,7 @@ from tests.support.simulator_fixtures import SIM_AUTH_TOKEN
 from worker.adapters.broker import create_celery
 from worker.api import enqueue_call, get_job
 from worker.demo.processes import Process
+from worker.domain.names import DIAL_QUEUE
 from worker.domain.statuses import FINAL_JOB_STATUSES, TERMINAL_CALL_STATUSES
 from worker.engine.context import Context
 from worker.engine.status import handle_status
@@ -260,7 +261,7 @@ def consume_dial(on: bool, workers: int) -> None:
         # A new connection each time: the pooled one may predate a Redis restart.
         with app.connection_for_write() as connection:
             control = app.control.add_consumer if on else app.control.cancel_consumer
-            return len(control("dial", reply=True, timeout=1, connection=connection)) >= workers
+            return len(control(DIAL_QUEUE, reply=True, timeout=1, connection=connection)) >= workers
 
     with app:
         wait_for(answered, timeout=deadline(0), interval=0.1,
@@ -271,7 +272,7 @@ def waiting_jobs(broker: redis.Redis) -> set[str]:
     """The job ids of the place_call messages waiting in Redis (celery's message protocol 2:
     a JSON envelope around a base64 body of [args, kwargs, embed])."""
     return {json.loads(base64.b64decode(json.loads(raw)["body"]))[0][0]
-            for raw in broker.lrange("dial", 0, -1)}
+            for raw in broker.lrange(DIAL_QUEUE, 0, -1)}
 
 
 def test_twilio_errors_before_the_create_never_double_dial(make_stack):

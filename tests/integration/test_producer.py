@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from harness.stack import VOICE_URL, dialer
 from harness.waiting import free_port
 from worker.api import add_do_not_call, enqueue_call, enqueue_calls, get_job
+from worker.domain.names import DIAL_QUEUE
 from worker.store.models import Job
 from worker.wiring import default_context
 
@@ -76,6 +77,8 @@ CLI_BAD = [
     (["job", "show", "nope"], "job_id:"),
     (["job", "cancel", "nope"], "job_id:"),
     (["jobs", "list", "--status", "bogus"], "--status"),
+    (["call", "--to", TO, "--url", VOICE_URL, "--at", "2099-01-02T09:00"], "at:"),
+    (["call", "--to", TO, "--url", VOICE_URL, "--at", "tomorrow"], "at:"),
 ]
 
 
@@ -98,8 +101,12 @@ def test_cli_call_show_and_list(producer_env):
     assert (job["to"], job["max_attempts"], job["retry_delays"]) == (TO, 2, [5, 10])
 
     again = dialer(producer_env, "call", "--to", TO, "--url", VOICE_URL,
-                   "--idempotency-key", "k1")
+                   "--idempotency-key", "k1", "--max-attempts", "2", "--retry-delays", "5,10")
     assert again.stdout.strip() == job["id"]
+    other = dialer(producer_env, "call", "--to", TO, "--url", VOICE_URL,
+                   "--idempotency-key", "k1")
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert f"idempotency_key: 'k1' is job {job['id']}" in other.stderr
 
     shown = json.loads(dialer(producer_env, "job", "show", job["id"], "--json").stdout)
     assert shown["id"] == job["id"] and shown["attempt_list"] == []
@@ -110,6 +117,15 @@ def test_cli_call_show_and_list(producer_env):
                                "--json").stdout)
     assert [j["id"] for j in listed] == [job["id"]]
     assert job_count() == 1
+
+
+def test_cli_call_at_a_time_is_scheduled_and_not_published(producer_env):
+    created = dialer(producer_env, "call", "--to", TO, "--url", VOICE_URL,
+                     "--at", "2099-01-02T09:00:00+01:00", "--json")
+    assert created.returncode == 0, created.stderr
+    job = json.loads(created.stdout)
+    assert (job["status"], job["next_attempt_at"]) == ("scheduled", "2099-01-02T08:00:00+00:00")
+    assert redis.Redis.from_url(producer_env["DIALER_REDIS_URL"]).llen(DIAL_QUEUE) == 0
 
 
 def test_enqueue_calls_refuses_a_bad_item_by_index_and_field_and_stores_nothing(producer_env):
@@ -126,7 +142,7 @@ def test_enqueue_calls_refuses_a_bad_item_by_index_and_field_and_stores_nothing(
             enqueue_calls([good, bad, good])
         assert str(excinfo.value).startswith(message), str(excinfo.value)
     assert job_count() == 0
-    assert redis.Redis.from_url(producer_env["DIALER_REDIS_URL"]).llen("dial") == 0
+    assert redis.Redis.from_url(producer_env["DIALER_REDIS_URL"]).llen(DIAL_QUEUE) == 0
 
 
 def test_enqueue_calls_stores_and_publishes_each_new_job_once(producer_env):
@@ -135,14 +151,14 @@ def test_enqueue_calls_stores_and_publishes_each_new_job_once(producer_env):
         {"to": "+1 415 555 0124", "url": VOICE_URL, "metadata": {"row": 1}},
         {"to": TO, "url": VOICE_URL, "idempotency_key": "k-stored"},
         {"to": "+14155550125", "twiml": "<Response/>", "idempotency_key": "k-new"},
-        {"to": "+14155550126", "url": VOICE_URL, "idempotency_key": "k-new"},
+        {"to": "+14155550125", "twiml": "<Response/>", "idempotency_key": "k-new"},
     ])
     assert ids[1] == stored and ids[3] == ids[2] and len({ids[0], ids[2], stored}) == 3
     first = get_job(ids[0])
     assert (first.to, first.metadata_, first.status) == ("+14155550124", {"row": 1}, "queued")
     assert get_job(ids[2]).twiml == "<Response/>"
     assert job_count() == 3
-    messages = redis.Redis.from_url(producer_env["DIALER_REDIS_URL"]).lrange("dial", 0, -1)
+    messages = redis.Redis.from_url(producer_env["DIALER_REDIS_URL"]).lrange(DIAL_QUEUE, 0, -1)
     published = [json.loads(m)["headers"]["argsrepr"] for m in messages]
     assert sorted(published) == sorted(repr((i,)) for i in (stored, ids[0], ids[2]))
     assert enqueue_calls([]) == []

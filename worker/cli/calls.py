@@ -30,17 +30,19 @@ console = Console()
 @click.option("--max-attempts", type=int, help="Attempts before giving up.")
 @click.option("--retry-delays", help="Seconds before attempt 2, 3, ... e.g. 300,900.")
 @click.option("--retry-on", help="Outcomes retried, e.g. busy,no-answer,failed.")
+@click.option("--at", help="Not before this time: ISO 8601 with its offset, "
+                           "e.g. 2026-12-02T09:00:00+01:00.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 @friendly_errors
 def call(to: str, from_: str | None, url: str | None, twiml: str | None,
          idempotency_key: str | None, max_attempts: int | None, retry_delays: str | None,
-         retry_on: str | None, as_json: bool) -> None:
+         retry_on: str | None, at: str | None, as_json: bool) -> None:
     """Enqueue one call."""
     job_id = api.enqueue_call(
         to, from_, url=url, twiml=twiml, idempotency_key=idempotency_key,
         max_attempts=max_attempts,
         retry_delays=parse_delays(retry_delays, "--retry-delays") if retry_delays else None,
-        retry_on=retry_on.split(",") if retry_on else None,
+        retry_on=retry_on.split(",") if retry_on else None, at=at,
     )
     if as_json:
         click.echo(json.dumps(job_as_dict(api.get_job(job_id))))

@@ -9,6 +9,7 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -234,6 +235,25 @@ def check_voice_instructions(url: str | None, twiml: str | None) -> tuple[str | 
     if len(twiml.encode()) > MAX_TWIML_BYTES:
         raise ValueError(f"twiml: longer than Twilio's limit of {MAX_TWIML_BYTES} bytes")
     return None, twiml
+
+
+def check_at(value: object, field_name: str = "at") -> datetime | None:
+    """When a call may be placed at the earliest: an aware datetime, or ISO 8601 text with
+    its UTC offset. A time without an offset is refused: whose 09:00 would it be?"""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{field_name}: {value!r} is not an ISO 8601 date and time, "
+                             "e.g. 2026-12-02T09:00:00+01:00") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"{field_name}: must be a date and time, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{field_name}: {value.isoformat()} has no UTC offset; "
+                         "say which time zone it is in, e.g. +01:00 or Z")
+    return value.astimezone(UTC)
 
 
 def check_idempotency_key(value: str | None) -> str | None:

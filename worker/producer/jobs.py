@@ -3,11 +3,14 @@ the environment: `from worker import enqueue_call, enqueue_calls, get_job, cance
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -43,10 +46,15 @@ def enqueue_call(
     campaign_id: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     call_options: Mapping[str, Any] | None = None,
+    at: datetime | str | None = None,
 ) -> str:
-    """Store a call job and return its id; the same idempotency_key returns the same job.
+    """Store a call job and return its id.
 
-    Raises ValueError naming the field for bad input, and then stores nothing.
+    `at` (an aware datetime, or ISO 8601 text with its offset) is the earliest the call is
+    placed; the pace, the calling window and the do-not-call list still apply then. The
+    same idempotency_key with the same call returns the first job; with a different call it
+    raises IdempotencyConflict. Raises ValueError naming the field for bad input, and then
+    stores nothing.
     """
     # Taken first, so it holds exactly the arguments by name, as enqueue_calls gets them.
     arguments = dict(locals())
@@ -83,12 +91,22 @@ def enqueue_calls(ctx: Context, calls: Iterable[Mapping[str, Any]]) -> list[str]
     return _store(ctx, rows, lambda index: f"calls[{index}].") if rows else []
 
 
+class IdempotencyConflict(ValueError):
+    """An idempotency key already names a different call."""
+
+
+# The checked fields that make two requests the same call (with `at`, which is no column).
+REQUEST_FIELDS = ("to", "from_", "url", "twiml", "max_attempts", "retry_on", "retry_delays",
+                  "campaign_id", "metadata_", "call_options")
+
+
 def _job_row(settings: Settings, spec: Mapping[str, Any]) -> dict[str, Any]:
     """The jobs row for one call, every field checked; ValueError names the first bad one."""
     url, twiml = validation.check_voice_instructions(spec.get("url"), spec.get("twiml"))
     from_ = spec.get("from_")
     now = utcnow()
-    return {
+    at = validation.check_at(spec.get("at"))
+    row = {
         "id": uuid.uuid4().hex,
         "to": validation.normalize_to(spec.get("to")),
         "from_": validation.normalize_from(from_ if from_ is not None else settings.default_from),
@@ -110,6 +128,16 @@ def _job_row(settings: Settings, spec: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
+    if at is not None and at > now:
+        row.update(status=JobStatus.SCHEDULED, next_attempt_at=at, queued_at=None)
+    row["request_hash"] = None if row["idempotency_key"] is None else _request_hash(row, at)
+    return row
+
+
+def _request_hash(row: Mapping[str, Any], at: datetime | None) -> str:
+    request = {name: row[name] for name in REQUEST_FIELDS}
+    request["at"] = at.isoformat() if at else None
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
 def _store(ctx: Context, rows: list[dict[str, Any]], where: Callable[[int], str]) -> list[str]:
@@ -122,7 +150,7 @@ def _store(ctx: Context, rows: list[dict[str, Any]], where: Callable[[int], str]
         if not any(row["idempotency_key"] for row in rows):
             raise
         ids, new = _insert_new(ctx, rows, where)
-    publish_place_calls(ctx, [row["id"] for row in new])
+    publish_place_calls(ctx, [row["id"] for row in new if row["status"] == JobStatus.QUEUED])
     for row in new:
         log.info("job %s enqueued to %s", row["id"], mask(row["to"]))
     return ids
@@ -136,15 +164,22 @@ def _insert_new(ctx: Context, rows: list[dict[str, Any]],
         for index, row in enumerate(rows):
             if row["to"] in listed:
                 raise ValueError(f"{where(index)}to: {row['to']} is on the do-not-call list")
-        stored = _lookup(session, Job.idempotency_key, Job.id,
-                         {r["idempotency_key"] for r in rows if r["idempotency_key"]})
+        keys = {r["idempotency_key"] for r in rows if r["idempotency_key"]}
+        stored = _lookup(session, Job.idempotency_key, Job.id, keys)
+        hashes = _lookup(session, Job.idempotency_key, Job.request_hash, keys)
         ids, new = [], []
-        for row in rows:
+        for index, row in enumerate(rows):
             key = row["idempotency_key"]
-            if key is None or key not in stored:
+            if key is None:
                 new.append(row)
-                if key is not None:
-                    stored[key] = row["id"]
+            elif key not in stored:
+                new.append(row)
+                stored[key], hashes[key] = row["id"], row["request_hash"]
+            elif hashes.get(key) not in (None, row["request_hash"]):
+                # None: stored before requests were fingerprinted; the key alone decides.
+                raise IdempotencyConflict(
+                    f"{where(index)}idempotency_key: {key!r} is job {stored[key]}, "
+                    "enqueued with different arguments")
             ids.append(row["id"] if key is None else stored[key])
         if new:
             # Core executemany: SQLAlchemy batches it into multi-row INSERTs, with none of

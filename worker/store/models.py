@@ -60,6 +60,8 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # SHA-256 of the checked request an idempotency key was first used with.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     campaign_id: Mapped[str | None] = mapped_column(String(64), index=True)
     to: Mapped[str] = mapped_column(String(255))
     from_: Mapped[str] = mapped_column("from", String(255))
