@@ -1,4 +1,4 @@
-# One image for every role of the dialer: worker, beat, webhook, migration, simulator.
+# One image for every role of the dialer: worker, beat, webhook, API, migration, simulator.
 # docker-compose.yml chooses the role with `command`; health checks live there too.
 FROM python:3.11-slim
 
@@ -27,6 +27,7 @@ COPY README.md ./
 COPY worker ./worker
 COPY webhook ./webhook
 COPY simulator ./simulator
+COPY api ./api
 RUN pip install --no-deps --no-build-isolation . \
     && pip check \
     && rm -rf /src

@@ -8,13 +8,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.waiting import free_port
 from worker.api import get_job
-from worker.demo.processes import Process, beat_argv, stop_all, wait_port, webhook_argv, worker_argv
+from worker.demo.processes import (
+    Process,
+    api_argv,
+    beat_argv,
+    stop_all,
+    wait_port,
+    webhook_argv,
+    worker_argv,
+)
 from worker.domain.names import QUEUES
 from worker.store.models import Job
 
@@ -47,6 +55,7 @@ class Stack:
         self.workdir = workdir
         self.sim = sim
         self.webhook_port = free_port()
+        self.api_port = free_port()
         self.env = {
             **clean_environ(),
             "PYTHONUNBUFFERED": "1",
@@ -87,6 +96,12 @@ class Stack:
         wait_port(process, self.webhook_port)
         return process
 
+    def start_api(self, workers: int = 1) -> Process:
+        """The producer API (`gunicorn "api:create_app()"`), listening on self.api_port."""
+        process = self._spawn("api", api_argv(self.api_port, workers))
+        wait_port(process, self.api_port)
+        return process
+
     def start_all(self, workers: int = 1, concurrency: int = 2) -> Stack:
         """Every process started side by side, then waited for: none needs another to start."""
         webhook = self._spawn_webhook()
@@ -104,6 +119,20 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"===== {p.name}\n{p.log()[-4000:]}" for p in self.processes)
+
+
+def start_api(workdir: Path, env: Mapping[str, str], workers: int = 1) -> tuple[Process, str]:
+    """The producer API alone, with only these settings, for tests that need no workers:
+    the process and its base URL."""
+    port = free_port()
+    process = Process("api", api_argv(port, workers),
+                      {**clean_environ(), "PYTHONUNBUFFERED": "1", **env}, workdir)
+    try:
+        wait_port(process, port)
+    except BaseException:
+        stop_all([process])
+        raise
+    return process, f"http://127.0.0.1:{port}"
 
 
 def dialer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

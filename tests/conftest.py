@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.support.server_fixtures",
     "tests.support.simulator_fixtures",
     "tests.support.stack_fixtures",
+    "tests.support.api_fixtures",
 ]
 
 

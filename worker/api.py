@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
 from worker.engine.context import Context
-from worker.producer import campaigns, dnc, jobs, reports
+from worker.producer import api_keys, campaigns, dnc, jobs, reports
 from worker.wiring import default_context
 
 P = ParamSpec("P")
@@ -34,10 +34,12 @@ def _bound(func: Callable[Concatenate[Context, P], R]) -> Callable[P, R]:
 
 enqueue_call = _bound(jobs.enqueue_call)
 enqueue_calls = _bound(jobs.enqueue_calls)
+enqueue = _bound(jobs.enqueue)
 get_job = _bound(jobs.get_job)
 cancel_job = _bound(jobs.cancel_job)
 job_detail = _bound(reports.job_detail)
 list_jobs = _bound(reports.list_jobs)
+find_jobs = _bound(reports.find_jobs)
 create_campaign = _bound(campaigns.create_campaign)
 pause_campaign = _bound(campaigns.pause_campaign)
 resume_campaign = _bound(campaigns.resume_campaign)
@@ -49,3 +51,7 @@ write_export = _bound(campaigns.write_export)
 add_do_not_call = _bound(dnc.add_do_not_call)
 remove_do_not_call = _bound(dnc.remove_do_not_call)
 list_do_not_call = _bound(dnc.list_do_not_call)
+is_on_do_not_call = _bound(dnc.is_on_do_not_call)
+create_api_key = _bound(api_keys.create_api_key)
+revoke_api_key = _bound(api_keys.revoke_api_key)
+list_api_keys = _bound(api_keys.list_api_keys)

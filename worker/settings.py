@@ -118,6 +118,7 @@ class Settings:
     dispatch_interval: float
     visibility_timeout: int
     webhook_max_body: int
+    api_max_body: int
     reconcile_interval: float
     reconcile_silence: float
     unknown_grace: float
@@ -154,6 +155,8 @@ class Settings:
                                            integer=True)),
             webhook_max_body=int(_number(env, "DIALER_WEBHOOK_MAX_BODY", 65536, minimum=1024,
                                          integer=True)),
+            api_max_body=int(_number(env, "DIALER_API_MAX_BODY", 5 * 1024 * 1024, minimum=1024,
+                                     integer=True)),
             reconcile_interval=_positive(env, "DIALER_RECONCILE_INTERVAL", 60.0),
             reconcile_silence=_positive(env, "DIALER_RECONCILE_SILENCE", 180.0),
             unknown_grace=_positive(env, "DIALER_UNKNOWN_GRACE", 300.0),

@@ -161,7 +161,7 @@ def dockerfile() -> list[tuple[str, str]]:
 
 def test_the_stack_has_every_service_with_its_profile():
     assert set(services()) == {"redis", "postgres", "migrate", "worker", "beat", "webhook",
-                               "simulator", "flower"}
+                               "api", "simulator", "flower"}
     profiles = {name: svc.get("profiles") for name, svc in services().items()}
     assert profiles.pop("simulator") == ["dev"]
     assert profiles.pop("flower") == ["monitoring"]
@@ -169,7 +169,7 @@ def test_the_stack_has_every_service_with_its_profile():
     assert services()["redis"]["image"].startswith("redis:7")
     assert services()["postgres"]["image"].startswith("postgres:15")
     assert services()["flower"]["image"].startswith("mher/flower")
-    assert set(ours()) == {"migrate", "worker", "beat", "webhook", "simulator"}
+    assert set(ours()) == {"migrate", "worker", "beat", "webhook", "api", "simulator"}
 
 
 def test_our_services_share_one_image_the_env_file_and_the_stack_addresses():
@@ -223,7 +223,7 @@ def test_dependencies_exist_are_healthy_and_never_need_an_optional_profile():
 def test_health_checks():
     checks = {name: svc["healthcheck"]["test"] for name, svc in services().items()
               if "healthcheck" in svc}
-    assert {"redis", "postgres", "worker", "webhook", "simulator"} <= set(checks)
+    assert {"redis", "postgres", "worker", "webhook", "api", "simulator"} <= set(checks)
     assert "pg_isready" in checks["postgres"]
     assert "redis-cli" in checks["redis"]
     # The worker pings itself by the node name Celery gives it by default.
@@ -235,6 +235,9 @@ def test_health_checks():
     # The webhook is probed on the port gunicorn binds, at the route that exists.
     assert checks["webhook"][:3] == ["CMD", "python", "-c"]
     assert "http://127.0.0.1:5000/healthz" in checks["webhook"][3]
+    # The API is probed at the one route that needs no key.
+    assert checks["api"][:3] == ["CMD", "python", "-c"]
+    assert "http://127.0.0.1:8000/v1/openapi.json" in checks["api"][3]
 
 
 # --- every command reaches a real entry point -------------------------------------------
@@ -299,20 +302,32 @@ def _dialer(args: list[str]) -> None:
     assert result.exit_code == 0, result.output
 
 
+# What each gunicorn target must route: (method, path) -> endpoint, or None for any.
+GUNICORN_APPS = {
+    "webhook:create_app()": {("GET", "/healthz"): "twilio.healthz",
+                             ("POST", "/twilio/status"): None},
+    "api:create_app()": {("GET", "/v1/openapi.json"): "openapi",
+                         ("POST", "/v1/calls"): None, ("GET", "/v1/calls/x"): None},
+}
+
+
 def _gunicorn(args: list[str], svc: dict[str, Any]) -> None:
     parsed = Config().parser().parse_args(args)
-    assert parsed.args == ["webhook:create_app()"]
-    app = import_app(parsed.args[0])  # what gunicorn loads: create_app() called
+    [target] = parsed.args
+    assert target in GUNICORN_APPS, target
+    app = import_app(target)  # what gunicorn loads: create_app() called
     assert isinstance(app, Flask)
     [bind] = parsed.bind
     port = int(bind.rsplit(":", 1)[1])
     assert bind.startswith("0.0.0.0:")
     assert port in published(svc)
-    # More than one process would each count their own metrics, unless they share a dir.
-    assert parsed.workers == 1 or "PROMETHEUS_MULTIPROC_DIR" in environment(svc)
-    adapter = app.url_map.bind("webhook")
-    assert adapter.match("/healthz", method="GET")[0] == "twilio.healthz"
-    assert adapter.match("/twilio/status", method="POST")
+    if target == "webhook:create_app()":
+        # More than one process would each count their own metrics, unless they share a dir.
+        assert parsed.workers == 1 or "PROMETHEUS_MULTIPROC_DIR" in environment(svc)
+    adapter = app.url_map.bind("localhost")
+    for (method, path), endpoint in GUNICORN_APPS[target].items():
+        found = adapter.match(path, method=method)[0]
+        assert endpoint is None or found == endpoint, (method, path, found)
 
 
 def _python(args: list[str], svc: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

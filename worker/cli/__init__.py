@@ -1,5 +1,6 @@
 """`dialer`: enqueue and inspect calls, campaigns, the do-not-call list, migrate the
-database, run the demo and the simulator. One module per command group.
+database, manage API keys and serve the HTTP API, run the demo and the simulator. One
+module per command group.
 
 Errors are one line on stderr and a non-zero exit, never a traceback (`errors`).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import click
 
 from simulator.cli import main as simulator_main
+from worker.cli.api_keys import api_key, serve_api
 from worker.cli.calls import call, job, jobs
 from worker.cli.campaigns import campaign
 from worker.cli.database import db
@@ -21,6 +23,6 @@ def main() -> None:
     """Queue-driven outbound dialer for Twilio."""
 
 
-for command in (call, job, jobs, db, campaign, dnc, demo):
+for command in (call, job, jobs, db, campaign, dnc, api_key, serve_api, demo):
     main.add_command(command)
 main.add_command(simulator_main, "simulator")

@@ -85,6 +85,12 @@ def webhook_argv(port: int, workers: int = 2) -> list[str]:
             "--workers", str(workers), "--threads", "4", "webhook:create_app()"]
 
 
+def api_argv(port: int, workers: int = 1) -> list[str]:
+    """The producer API; threads so one process serves a client's requests side by side."""
+    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--threads", "4", "api:create_app()"]
+
+
 def redis_argv(redis_server: str, port: int, workdir: Path) -> list[str]:
     """A throwaway Redis: no persistence, as the database is the source of truth."""
     return [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",

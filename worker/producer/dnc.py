@@ -36,6 +36,13 @@ def remove_do_not_call(ctx: Context, numbers: Iterable[str]) -> int:
         return session.execute(delete(DoNotCall).where(DoNotCall.number.in_(wanted))).rowcount
 
 
+def is_on_do_not_call(ctx: Context, number: str) -> bool:
+    """Whether the number (normalised to E.164 first) is on the list."""
+    wanted = normalize_to(number, "number")
+    with ctx.database.session() as session:
+        return session.get(DoNotCall, wanted) is not None
+
+
 def list_do_not_call(ctx: Context) -> list[str]:
     with ctx.database.session() as session:
         return sorted(listed_numbers(session))

@@ -56,12 +56,11 @@ def enqueue_call(
     raises IdempotencyConflict. Raises ValueError naming the field for bad input, and then
     stores nothing.
     """
-    # Taken first, so it holds exactly the arguments by name, as enqueue_calls gets them.
+    # Taken first, so it holds exactly the arguments by name, as enqueue gets them.
     arguments = dict(locals())
     del arguments["ctx"]
-    row = _job_row(ctx.settings, arguments)
-    (job_id,) = _store(ctx, [row], lambda _: "")
-    return job_id
+    (enqueued,) = enqueue(ctx, [arguments], batch=False)
+    return enqueued.job_id
 
 
 _ARGUMENTS = frozenset(inspect.signature(enqueue_call).parameters) - {"ctx"}
@@ -76,19 +75,46 @@ def enqueue_calls(ctx: Context, calls: Iterable[Mapping[str, Any]]) -> list[str]
     already stored, or repeated earlier in the batch, gets that job's id, as one
     enqueue_call after another would.
     """
+    return [enqueued.job_id for enqueued in enqueue(ctx, calls)]
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """A call's job, and whether this enqueue made it (False: its idempotency key named a
+    job stored before, or earlier in the same batch)."""
+
+    job_id: str
+    created: bool
+
+
+def enqueue(ctx: Context, calls: Iterable[Mapping[str, Any]], *,
+            batch: bool = True) -> list[Enqueued]:
+    """enqueue_call and enqueue_calls in one: each mapping holds enqueue_call's keyword
+    arguments by name; all or nothing.
+
+    A ValueError names the field, prefixed with the item (`calls[3].to: ...`) when `batch`;
+    without `batch` exactly one call is expected and the field stands alone (`to: ...`).
+    """
+    calls = list(calls)
+    if not batch and len(calls) != 1:
+        raise ValueError(f"calls: one call is expected without batch, got {len(calls)}")
+
+    def where(index: int) -> str:
+        return f"calls[{index}]." if batch else ""
+
     rows = []
     for index, spec in enumerate(calls):
-        where = f"calls[{index}]"
         if not isinstance(spec, Mapping):
-            raise ValueError(f"{where}: a mapping of enqueue_call's arguments is expected")
+            item = f"calls[{index}]" if batch else "calls"
+            raise ValueError(f"{item}: a mapping of enqueue_call's arguments is expected")
         unknown = sorted(set(spec) - _ARGUMENTS)
         if unknown:
-            raise ValueError(f"{where}.{unknown[0]}: not an argument of enqueue_call")
+            raise ValueError(f"{where(index)}{unknown[0]}: not an argument of enqueue_call")
         try:
             rows.append(_job_row(ctx.settings, spec))
         except ValueError as exc:
-            raise ValueError(f"{where}.{exc}") from None
-    return _store(ctx, rows, lambda index: f"calls[{index}].") if rows else []
+            raise ValueError(f"{where(index)}{exc}") from None
+    return _store(ctx, rows, where) if rows else []
 
 
 class IdempotencyConflict(ValueError):
@@ -140,24 +166,25 @@ def _request_hash(row: Mapping[str, Any], at: datetime | None) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
-def _store(ctx: Context, rows: list[dict[str, Any]], where: Callable[[int], str]) -> list[str]:
-    """Insert the rows' new jobs, publish them, and return every row's job id in order."""
+def _store(ctx: Context, rows: list[dict[str, Any]],
+           where: Callable[[int], str]) -> list[Enqueued]:
+    """Insert the rows' new jobs, publish them, and return every row's job in order."""
     try:
-        ids, new = _insert_new(ctx, rows, where)
+        enqueued, new = _insert_new(ctx, rows, where)
     except IntegrityError:
         # A concurrent producer stored one of the keys after we looked: the unique
         # constraint decided, so the second look finds it. Without keys it is a real error.
         if not any(row["idempotency_key"] for row in rows):
             raise
-        ids, new = _insert_new(ctx, rows, where)
+        enqueued, new = _insert_new(ctx, rows, where)
     publish_place_calls(ctx, [row["id"] for row in new if row["status"] == JobStatus.QUEUED])
     for row in new:
         log.info("job %s enqueued to %s", row["id"], mask(row["to"]))
-    return ids
+    return enqueued
 
 
 def _insert_new(ctx: Context, rows: list[dict[str, Any]],
-                where: Callable[[int], str]) -> tuple[list[str], list[dict[str, Any]]]:
+                where: Callable[[int], str]) -> tuple[list[Enqueued], list[dict[str, Any]]]:
     """One transaction: the do-not-call check, the idempotency lookup, one INSERT of the rest."""
     with ctx.database.session() as session:
         listed = _lookup(session, DoNotCall.number, DoNotCall.number, {r["to"] for r in rows})
@@ -167,25 +194,26 @@ def _insert_new(ctx: Context, rows: list[dict[str, Any]],
         keys = {r["idempotency_key"] for r in rows if r["idempotency_key"]}
         stored = _lookup(session, Job.idempotency_key, Job.id, keys)
         hashes = _lookup(session, Job.idempotency_key, Job.request_hash, keys)
-        ids, new = [], []
+        enqueued, new = [], []
         for index, row in enumerate(rows):
             key = row["idempotency_key"]
-            if key is None:
+            if key is None or key not in stored:
                 new.append(row)
-            elif key not in stored:
-                new.append(row)
-                stored[key], hashes[key] = row["id"], row["request_hash"]
+                enqueued.append(Enqueued(row["id"], created=True))
+                if key is not None:
+                    stored[key], hashes[key] = row["id"], row["request_hash"]
             elif hashes.get(key) not in (None, row["request_hash"]):
                 # None: stored before requests were fingerprinted; the key alone decides.
                 raise IdempotencyConflict(
                     f"{where(index)}idempotency_key: {key!r} is job {stored[key]}, "
                     "enqueued with different arguments")
-            ids.append(row["id"] if key is None else stored[key])
+            else:
+                enqueued.append(Enqueued(stored[key], created=False))
         if new:
             # Core executemany: SQLAlchemy batches it into multi-row INSERTs, with none of
             # the ORM's per-object bookkeeping.
             session.execute(insert(Job), new)
-    return ids, new
+    return enqueued, new
 
 
 def _lookup(session: Session, key: Any, value: Any, wanted: set[str]) -> dict[str, str]:

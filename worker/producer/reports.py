@@ -1,12 +1,16 @@
-"""Jobs as plain data, for the CLI's tables and its --json alike."""
+"""Jobs as plain data, for the CLI's tables and its --json alike, and the search behind
+listings (`find_jobs`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import selectinload
 
+from worker.domain.statuses import JobStatus
+from worker.domain.validation import normalize_to
 from worker.engine.context import Context
 from worker.store.models import Attempt, Event, Job
 
@@ -63,3 +67,61 @@ def list_jobs(ctx: Context, status: str | None, limit: int) -> list[dict[str, An
         if status:
             query = query.where(Job.status == status)
         return [job_as_dict(job) for job in session.scalars(query)]
+
+
+FIND_LIMIT_MAX = 1000
+
+
+def _aware(value: object, name: str) -> datetime:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ValueError(f"{name}: an aware datetime (with its UTC offset) is expected")
+    return value
+
+
+def find_jobs(ctx: Context, *, status: str | None = None, campaign_id: str | None = None,
+              to: str | None = None, created_after: datetime | None = None,
+              created_before: datetime | None = None, updated_after: datetime | None = None,
+              updated_before: datetime | None = None, after: tuple[datetime, str] | None = None,
+              limit: int = 50) -> list[Job]:
+    """Jobs matching every filter given, newest first (created_at, then id, descending), with
+    their attempts loaded.
+
+    Time bounds are half-open: `*_after` includes the instant, `*_before` excludes it.
+    `after` is the (created_at, id) of the last job of the previous page: the next page
+    starts right below it, whatever was enqueued meanwhile. The filters are plain column
+    comparisons served by the indexes on `to`, on (status, next_attempt_at) and on
+    (campaign_id, status, next_attempt_at); the order by created_at has no index of its own.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= FIND_LIMIT_MAX:
+        raise ValueError(f"limit: a whole number from 1 to {FIND_LIMIT_MAX}, got {limit!r}")
+    query = select(Job)
+    number = None if to is None else normalize_to(to)
+    if status is not None and status not in set(JobStatus):
+        raise ValueError(f"status: {status!r} is not one of {', '.join(JobStatus)}")
+    if number is not None:
+        query = query.where(Job.to == number)
+    for column, value in ((Job.status, status), (Job.campaign_id, campaign_id)):
+        if value is not None:
+            # A number has a handful of jobs, a status or a campaign may have millions; SQLite,
+            # without statistics, would pick their index over ix_jobs_to. Comparing `col || ''`
+            # is SQLite's documented way to keep a term off an index (PostgreSQL's
+            # statistics choose ix_jobs_to anyway).
+            query = query.where((column.op("||")("") if number else column) == value)
+    for name, bound, column, inclusive in (
+            ("created_after", created_after, Job.created_at, True),
+            ("created_before", created_before, Job.created_at, False),
+            ("updated_after", updated_after, Job.updated_at, True),
+            ("updated_before", updated_before, Job.updated_at, False)):
+        if bound is not None:
+            _aware(bound, name)
+            query = query.where(column >= bound if inclusive else column < bound)
+    if after is not None:
+        if not isinstance(after, tuple) or len(after) != 2 or not isinstance(after[1], str):
+            raise ValueError("after: (created_at, id) of the previous page's last job is expected")
+        created_at, job_id = _aware(after[0], "after"), after[1]
+        query = query.where(or_(Job.created_at < created_at,
+                                and_(Job.created_at == created_at, Job.id < job_id)))
+    query = (query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+             .options(selectinload(Job.attempt_rows)))
+    with ctx.database.session() as session:
+        return list(session.scalars(query))

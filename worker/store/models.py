@@ -56,6 +56,8 @@ class Job(Base):
         Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_jobs_to", "to"),
         Index("ix_jobs_campaign_status_next", "campaign_id", "status", "next_attempt_at"),
+        # Newest first, a page after another (find_jobs): the API's listing.
+        Index("ix_jobs_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -172,3 +174,20 @@ class Event(Base):
     idempotency_token: Mapped[str | None] = mapped_column(String(128))
     payload: Mapped[dict[str, Any]] = mapped_column()
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """A producer's key for the HTTP API. Only the token's SHA-256 is stored: a stolen
+    database holds no usable token, and the token is shown once, when the key is made."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # The token's first characters, to tell keys apart in a listing.
+    prefix: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()

@@ -1,0 +1,36 @@
+"""Jobs as the API's JSON: the field names of the OpenAPI document, times in ISO 8601 with
+their offset. Read by attribute, so this module needs no model class."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def attempt_json(attempt: Any) -> dict[str, Any]:
+    return {
+        "ordinal": attempt.ordinal, "call_sid": attempt.call_sid, "status": attempt.status,
+        "duration": attempt.duration, "answered_by": attempt.answered_by,
+        "sip_response_code": attempt.sip_response_code, "error_code": attempt.error_code,
+        "error_message": attempt.error_message, "created_at": _iso(attempt.created_at),
+        "ended_at": _iso(attempt.ended_at),
+    }
+
+
+def job_json(job: Any) -> dict[str, Any]:
+    """A job with its attempts (loaded with it by get_job and find_jobs)."""
+    return {
+        "id": job.id, "status": job.status, "outcome": job.outcome, "to": job.to,
+        "from": job.from_, "url": job.url, "twiml": job.twiml,
+        "campaign_id": job.campaign_id, "idempotency_key": job.idempotency_key,
+        "metadata": job.metadata_, "call_options": job.call_options,
+        "max_attempts": job.max_attempts, "retry_on": job.retry_on,
+        "retry_delays": job.retry_delays, "next_attempt_at": _iso(job.next_attempt_at),
+        "error_code": job.error_code, "error_message": job.error_message,
+        "created_at": _iso(job.created_at), "updated_at": _iso(job.updated_at),
+        "attempts": [attempt_json(a) for a in sorted(job.attempt_rows, key=lambda a: a.ordinal)],
+    }
