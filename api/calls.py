@@ -17,10 +17,11 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from api.auth import require
 from api.bodies import aware_time, json_body, json_object, query_params, reject_unknown
 from api.problems import Problem, invalid
-from api.render import job_json
+from api.render import job_json, notification_json
 from api.state import context
 from worker.domain.statuses import JobStatus
 from worker.producer.jobs import IdempotencyConflict, cancel_job, enqueue, get_job
+from worker.producer.notifications import job_notifications
 from worker.producer.reports import find_jobs
 
 bp = Blueprint("calls", __name__)
@@ -31,6 +32,7 @@ CALL_FIELDS = {
     "idempotency_key": "idempotency_key", "max_attempts": "max_attempts",
     "retry_on": "retry_on", "retry_delays": "retry_delays", "campaign_id": "campaign_id",
     "metadata": "metadata", "call_options": "call_options", "scheduled_at": "at",
+    "notify_url": "notify_url", "notify_each_attempt": "notify_each_attempt",
 }
 MAX_BATCH = 1000
 MAX_LIMIT = 1000
@@ -46,10 +48,12 @@ def _call_spec(item: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _job(job_id: str) -> dict[str, Any]:
+    """One call, with its result notifications (the listing leaves them out)."""
     job = get_job(context(), job_id)
     if job is None:
         raise Problem(404, f"job_id: no job {job_id!r}")
-    return job_json(job)
+    return {**job_json(job), "notifications": [
+        notification_json(n) for n in job_notifications(context(), job_id)]}
 
 
 def _enqueue(specs: list[dict[str, Any]], batch: bool) -> tuple[list[dict[str, Any]], int]:

@@ -32,6 +32,7 @@ CAMPAIGN_FIELDS = {
     "days": "days", "timezone": "timezone", "max_attempts": "max_attempts",
     "retry_on": "retry_on", "retry_delays": "retry_delays", "weight": "weight",
     "call_options": "call_options", "strict": "strict", "contacts": "contacts",
+    "notify_url": "notify_url", "notify_each_attempt": "notify_each_attempt",
 }
 # A multipart form's fields are text: how each one that is not a string is read.
 _INTEGER_FORM_FIELDS = ("max_attempts", "weight")
@@ -82,9 +83,9 @@ def _form_value(name: str, value: str) -> Any:
                 raise Problem(400, f"{name}: comma-separated whole seconds, got {value!r}")
             return [int(item) for item in items]
         return items
-    if name == "strict":
+    if name in ("strict", "notify_each_attempt"):
         if value.lower() not in ("true", "false"):
-            raise Problem(400, f"strict: true or false, got {value!r}")
+            raise Problem(400, f"{name}: true or false, got {value!r}")
         return value.lower() == "true"
     if name == "call_options":
         try:

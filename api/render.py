@@ -30,7 +30,17 @@ def job_json(job: Any) -> dict[str, Any]:
         "metadata": job.metadata_, "call_options": job.call_options,
         "max_attempts": job.max_attempts, "retry_on": job.retry_on,
         "retry_delays": job.retry_delays, "next_attempt_at": _iso(job.next_attempt_at),
+        "notify_url": job.notify_url, "notify_each_attempt": job.notify_each_attempt,
         "error_code": job.error_code, "error_message": job.error_message,
         "created_at": _iso(job.created_at), "updated_at": _iso(job.updated_at),
         "attempts": [attempt_json(a) for a in sorted(job.attempt_rows, key=lambda a: a.ordinal)],
     }
+
+
+NOTIFICATION_FIELDS = ("id", "type", "status", "attempts", "next_attempt_at", "delivered_at",
+                       "last_status_code")
+
+
+def notification_json(notification: dict[str, Any]) -> dict[str, Any]:
+    """A result notification's delivery state, without its delivery log."""
+    return {name: notification[name] for name in NOTIFICATION_FIELDS}

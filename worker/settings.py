@@ -6,6 +6,8 @@ This module imports nothing heavy: the webhook imports it (and the pure domain v
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import os
 import re
@@ -17,6 +19,7 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 
 from worker.domain.names import STATUS_CALLBACK_PATH
+from worker.domain.notifications import RETRY_DELAYS_S
 from worker.domain.statuses import RETRYABLE_CALL_STATUSES
 
 
@@ -126,6 +129,13 @@ class Settings:
     max_calls_per_number: int
     frequency_window_hours: float
     log_json: bool
+    # Result notifications: the signing key's bytes (None: none are sent), the URL for
+    # jobs that name none, the POST's timeout and how often the relay looks for due ones.
+    notify_secret: bytes | None = None
+    notify_url: str | None = None
+    notify_timeout: float = 10.0
+    notify_relay_interval: float = 5.0
+    notify_retry_delays: tuple[int, ...] = RETRY_DELAYS_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -165,6 +175,13 @@ class Settings:
                                              integer=True)),
             frequency_window_hours=_positive(env, "DIALER_FREQUENCY_WINDOW_HOURS", 24.0),
             log_json=_log_format(env) == "json",
+            notify_secret=_notify_secret(env),
+            notify_url=_notify_url(env),
+            notify_timeout=_positive(env, "DIALER_NOTIFY_TIMEOUT", 10.0),
+            notify_relay_interval=_positive(env, "DIALER_NOTIFY_RELAY_INTERVAL", 5.0),
+            notify_retry_delays=parse_delays(
+                env.get("DIALER_NOTIFY_RETRY_DELAYS", "").strip()
+                or ",".join(map(str, RETRY_DELAYS_S)), "DIALER_NOTIFY_RETRY_DELAYS"),
         )
 
     def require_twilio(self) -> tuple[str, str]:
@@ -186,6 +203,35 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{name} must be greater than 0, got {env.get(name)!r}")
     return value
+
+
+NOTIFY_SECRET_PREFIX = "whsec_"
+
+
+def _notify_secret(env: Mapping[str, str]) -> bytes | None:
+    """`whsec_` + base64 of the key, as Standard Webhooks writes a signing secret."""
+    raw = env.get("DIALER_NOTIFY_SECRET", "").strip()
+    if not raw:
+        return None
+    # The value is a secret: the errors never repeat it.
+    if not raw.startswith(NOTIFY_SECRET_PREFIX):
+        raise SettingsError(f"DIALER_NOTIFY_SECRET must start with {NOTIFY_SECRET_PREFIX}")
+    try:
+        key = base64.b64decode(raw.removeprefix(NOTIFY_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError("DIALER_NOTIFY_SECRET must be whsec_ followed by base64") from None
+    if len(key) < 24:
+        raise SettingsError("DIALER_NOTIFY_SECRET must hold at least 24 bytes of key")
+    return key
+
+
+def _notify_url(env: Mapping[str, str]) -> str | None:
+    if not env.get("DIALER_NOTIFY_URL", "").strip():
+        return None
+    if not env.get("DIALER_NOTIFY_SECRET", "").strip():
+        raise SettingsError("DIALER_NOTIFY_URL needs DIALER_NOTIFY_SECRET to sign the events")
+    _url(env, "DIALER_NOTIFY_URL", "", ("http", "https"))
+    return env["DIALER_NOTIFY_URL"].strip()  # as given: a receiver's path may end in /
 
 
 def _database_url(env: Mapping[str, str]) -> str:

@@ -11,12 +11,14 @@ from sqlalchemy.exc import OperationalError
 
 from worker.celery_app import app
 from worker.domain.names import (
+    DELIVER_NOTIFICATION_TASK,
     DISPATCH_DUE_TASK,
     HANDLE_STATUS_TASK,
     PLACE_CALL_TASK,
     RECONCILE_TASK,
+    RELAY_NOTIFICATIONS_TASK,
 )
-from worker.engine import dialing, dispatch, metrics, reconcile, status
+from worker.engine import dialing, dispatch, metrics, notifications, reconcile, status
 from worker.settings import get_settings
 from worker.wiring import default_context
 
@@ -58,6 +60,18 @@ def dispatch_due() -> int:
 @app.task(name=RECONCILE_TASK)
 def reconcile_calls() -> dict[str, int]:
     return reconcile.reconcile(default_context())
+
+
+# No autoretry: a delivery that fails waits in its row, and the relay publishes it again
+# when it is due (a Celery countdown would sit in a worker's memory on Redis).
+@app.task(name=DELIVER_NOTIFICATION_TASK)
+def deliver_notification(notification_id: str) -> str:
+    return notifications.deliver(default_context(), notification_id)
+
+
+@app.task(name=RELAY_NOTIFICATIONS_TASK)
+def relay_notifications() -> int:
+    return notifications.relay(default_context())
 
 
 @worker_process_init.connect

@@ -17,6 +17,7 @@ from tests.unit.standins import (
     FakeTwilio,
     InMemoryBroker,
     InstantPacer,
+    RecordingNotifier,
 )
 from worker.engine.context import Context
 from worker.engine.dialing import dial
@@ -47,8 +48,14 @@ def pacer() -> InstantPacer:
 
 
 @pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
 def engine_ctx(tmp_path: Path, settings_overrides: dict[str, str], broker: InMemoryBroker,
-               twilio: FakeTwilio, pacer: InstantPacer) -> Iterator[Context]:
+               twilio: FakeTwilio, pacer: InstantPacer,
+               notifier: RecordingNotifier) -> Iterator[Context]:
     url = f"sqlite:///{tmp_path / 'dialer.db'}"
     settings = Settings.from_env({
         "DIALER_DEFAULT_FROM": CALLER_ID,
@@ -60,7 +67,7 @@ def engine_ctx(tmp_path: Path, settings_overrides: dict[str, str], broker: InMem
     })
     database = Database(url)
     yield Context(settings=settings, database=database, broker=broker, twilio=twilio,
-                  pacer=pacer, sleep=lambda _seconds: None)
+                  pacer=pacer, sleep=lambda _seconds: None, notifier=notifier)
     database.dispose()
 
 

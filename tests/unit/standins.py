@@ -37,11 +37,12 @@ class Dialed:
 
 
 class InMemoryBroker:
-    """The dial queue as a deque of job ids; `fail_next` makes the next publish raise."""
+    """The dial and notify queues as deques of ids; `fail_next` makes the next publish raise."""
 
     def __init__(self) -> None:
         self.waiting: deque[str] = deque()
         self.published: list[str] = []  # every id ever published, in order
+        self.notifications: deque[str] = deque()  # deliver_notification messages waiting
         self._failure: Exception | None = None
 
     def fail_next(self, exc: Exception | None = None) -> None:
@@ -56,6 +57,15 @@ class InMemoryBroker:
 
     def dial_queue_length(self) -> int:
         return len(self.waiting)
+
+    def publish_notifications(self, notification_ids: Sequence[str]) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        self.notifications.extend(notification_ids)
+
+    def notify_queue_length(self) -> int:
+        return len(self.notifications)
 
     def take(self) -> str:
         """The next waiting job id, as a dial worker would receive it."""
@@ -172,3 +182,29 @@ class InstantPacer:
             raise PacingBacklog(self.backlog)
         self.reservations += 1
         return 0.0
+
+
+@dataclass
+class Post:
+    """One POST a RecordingNotifier was asked to send."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    timeout: float
+
+
+class RecordingNotifier:
+    """A receiver in memory: records each POST and answers the next of `answers` (a status
+    code, or an exception to raise), 204 once they run out."""
+
+    def __init__(self) -> None:
+        self.posts: list[Post] = []
+        self.answers: deque[int | Exception] = deque()
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        self.posts.append(Post(url, body, dict(headers), timeout))
+        answer = self.answers.popleft() if self.answers else 204
+        if isinstance(answer, Exception):
+            raise answer
+        return answer

@@ -11,13 +11,16 @@ from redis import Redis
 
 from worker.domain.names import (
     DEFAULT_QUEUE,
+    DELIVER_NOTIFICATION_TASK,
     DIAL_QUEUE,
     DISPATCH_DUE_TASK,
     EVENTS_QUEUE,
     HANDLE_STATUS_TASK,
+    NOTIFY_QUEUE,
     PLACE_CALL_TASK,
     QUEUES,
     RECONCILE_TASK,
+    RELAY_NOTIFICATIONS_TASK,
 )
 from worker.settings import Settings
 
@@ -40,6 +43,7 @@ def create_celery(settings: Settings, *, include: Sequence[str] = (),
         task_routes={
             PLACE_CALL_TASK: {"queue": DIAL_QUEUE},
             HANDLE_STATUS_TASK: {"queue": EVENTS_QUEUE},
+            DELIVER_NOTIFICATION_TASK: {"queue": NOTIFY_QUEUE},
         },
         # A dial message is acknowledged only once handled, one at a time per
         # process, and put back if the process dies: the claim makes a redelivery harmless.
@@ -51,6 +55,8 @@ def create_celery(settings: Settings, *, include: Sequence[str] = (),
         beat_schedule={
             "dispatch-due": {"task": DISPATCH_DUE_TASK, "schedule": settings.dispatch_interval},
             "reconcile": {"task": RECONCILE_TASK, "schedule": settings.reconcile_interval},
+            "relay-notifications": {"task": RELAY_NOTIFICATIONS_TASK,
+                                    "schedule": settings.notify_relay_interval},
         },
     )
     return app
@@ -72,3 +78,13 @@ class CeleryBroker:
     def dial_queue_length(self) -> int:
         # kombu's Redis transport keeps a queue's waiting messages in a list of its name.
         return int(self._redis.llen(DIAL_QUEUE))
+
+    def publish_notifications(self, notification_ids: Sequence[str]) -> None:
+        """As publish_place_calls, for deliver_notification on the notify queue."""
+        with self._app.producer_or_acquire() as producer, producer.batch():
+            for notification_id in notification_ids:
+                self._app.send_task(DELIVER_NOTIFICATION_TASK, (notification_id,),
+                                    retry=False, producer=producer)
+
+    def notify_queue_length(self) -> int:
+        return int(self._redis.llen(NOTIFY_QUEUE))

@@ -15,6 +15,7 @@ from worker.cli.calls import call, job, jobs
 from worker.cli.campaigns import campaign
 from worker.cli.database import db
 from worker.cli.dnc import dnc
+from worker.cli.notifications import notifications
 from worker.demo.command import demo
 
 
@@ -23,6 +24,6 @@ def main() -> None:
     """Queue-driven outbound dialer for Twilio."""
 
 
-for command in (call, job, jobs, db, campaign, dnc, api_key, serve_api, demo):
+for command in (call, job, jobs, db, campaign, dnc, notifications, api_key, serve_api, demo):
     main.add_command(command)
 main.add_command(simulator_main, "simulator")

@@ -32,17 +32,22 @@ console = Console()
 @click.option("--retry-on", help="Outcomes retried, e.g. busy,no-answer,failed.")
 @click.option("--at", help="Not before this time: ISO 8601 with its offset, "
                            "e.g. 2026-12-02T09:00:00+01:00.")
+@click.option("--notify-url", help="POST a signed event here when the call is final.")
+@click.option("--notify-each-attempt", is_flag=True,
+              help="Also POST an event after each attempt.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 @friendly_errors
 def call(to: str, from_: str | None, url: str | None, twiml: str | None,
          idempotency_key: str | None, max_attempts: int | None, retry_delays: str | None,
-         retry_on: str | None, at: str | None, as_json: bool) -> None:
+         retry_on: str | None, at: str | None, notify_url: str | None,
+         notify_each_attempt: bool, as_json: bool) -> None:
     """Enqueue one call."""
     job_id = api.enqueue_call(
         to, from_, url=url, twiml=twiml, idempotency_key=idempotency_key,
         max_attempts=max_attempts,
         retry_delays=parse_delays(retry_delays, "--retry-delays") if retry_delays else None,
-        retry_on=retry_on.split(",") if retry_on else None, at=at,
+        retry_on=retry_on.split(",") if retry_on else None, at=at, notify_url=notify_url,
+        notify_each_attempt=notify_each_attempt,
     )
     if as_json:
         click.echo(json.dumps(job_as_dict(api.get_job(job_id))))
@@ -84,6 +89,18 @@ def _print_job(detail: dict[str, Any]) -> None:
         table.add_row(str(a["number"]), a["call_sid"] or "-", a["status"],
                       str(a["duration"] or ""), str(a["sip_response_code"] or ""),
                       a["answered_by"] or "", timeline)
+    console.print(table)
+    if detail["notifications"]:
+        _print_notifications(detail["notifications"])
+
+
+def _print_notifications(notifications: list[dict[str, Any]]) -> None:
+    table = Table("event", "type", "status", "tries", "next try", "deliveries")
+    for n in notifications:
+        deliveries = ", ".join(
+            f"{d['status_code'] or d['error']} ({d['latency_ms']} ms)" for d in n["deliveries"])
+        table.add_row(n["id"], n["type"], n["status"], str(n["attempts"]),
+                      n["next_attempt_at"] or "-", deliveries)
     console.print(table)
 
 

@@ -10,11 +10,15 @@ PLACE_CALL_TASK = "dialer.place_call"
 HANDLE_STATUS_TASK = "dialer.handle_status"
 DISPATCH_DUE_TASK = "dialer.dispatch_due"
 RECONCILE_TASK = "dialer.reconcile"
+DELIVER_NOTIFICATION_TASK = "dialer.deliver_notification"
+RELAY_NOTIFICATIONS_TASK = "dialer.relay_notifications"
 
 DIAL_QUEUE = "dial"
 EVENTS_QUEUE = "events"
 DEFAULT_QUEUE = "default"
-QUEUES = (DIAL_QUEUE, EVENTS_QUEUE, DEFAULT_QUEUE)
+# Result notifications wait on slow receivers: a queue of their own never delays dialing.
+NOTIFY_QUEUE = "notify"
+QUEUES = (DIAL_QUEUE, EVENTS_QUEUE, DEFAULT_QUEUE, NOTIFY_QUEUE)
 
 STATUS_CALLBACK_PATH = "/twilio/status"
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")

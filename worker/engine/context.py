@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from worker.adapters.http import RequestsNotifier
 from worker.settings import Settings
 from worker.store.database import Database
 
@@ -22,6 +23,12 @@ class Broker(Protocol):
 
     def dial_queue_length(self) -> int:
         """Messages waiting in the dial queue."""
+
+    def publish_notifications(self, notification_ids: Sequence[str]) -> None:
+        """Publish one deliver_notification message per event; raise if the broker refuses."""
+
+    def notify_queue_length(self) -> int:
+        """Messages waiting in the notify queue."""
 
 
 class Calls(Protocol):
@@ -41,6 +48,11 @@ class Pacer(Protocol):
         """Reserve the next create slot; the seconds to wait for it."""
 
 
+class Notifier(Protocol):
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        """POST body to url; the response's status code. Raises if no response came."""
+
+
 @dataclass(frozen=True)
 class Context:
     settings: Settings
@@ -49,3 +61,4 @@ class Context:
     twilio: Calls
     pacer: Pacer
     sleep: Callable[[float], None] = time.sleep
+    notifier: Notifier = field(default_factory=RequestsNotifier)

@@ -25,7 +25,7 @@ from worker.domain.twilio_errors import (
     error_message,
 )
 from worker.domain.windows import next_open_for, stored_window
-from worker.engine import metrics
+from worker.engine import metrics, notifications
 from worker.engine.attempts import give_back
 from worker.engine.calls import end_live_call
 from worker.engine.context import Context
@@ -225,9 +225,11 @@ def discard_attempt(ctx: Context, claimed: Claimed) -> None:
 def refuse_do_not_call(ctx: Context, claimed: Claimed) -> None:
     """Listed after it was enqueued: no call, and the job ends here."""
     with ctx.database.session() as session:
+        notifications.publish_after_commit(ctx, session)
         if not give_back(session, claimed.attempt_id, claimed.job_id,
                          status=JobStatus.FAILED, outcome="do-not-call"):
             return
+        notifications.job_finished(session, [claimed.job_id])
     log.info("job %s to %s not dialed: on the do-not-call list", claimed.job_id,
              mask(claimed.params["to"]))
 
@@ -243,13 +245,15 @@ def reject(ctx: Context, claimed: Claimed, exc: BaseException) -> None:
     code, message = error_code(exc), error_message(exc)
     now = utcnow()
     with ctx.database.session() as session:
+        notifications.publish_after_commit(ctx, session)
         if not _mark_attempt(session, claimed, status=AttemptStatus.REJECTED, error_code=code,
                              error_message=message, ended_at=now):
             return
-        session.execute(
+        if session.execute(
             update(Job).where(Job.id == claimed.job_id, Job.status == JobStatus.DIALING).values(
                 status=JobStatus.FAILED, outcome=str(code) if code else AttemptStatus.REJECTED,
-                error_code=code, error_message=message, updated_at=now))
+                error_code=code, error_message=message, updated_at=now)).rowcount:
+            notifications.job_finished(session, [claimed.job_id])
     log.warning("job %s to %s refused by Twilio: %s", claimed.job_id,
                 mask(claimed.params["to"]), message)
 
@@ -272,6 +276,7 @@ def mark_unknown(ctx: Context, claimed: Claimed, exc: BaseException) -> None:
 def record_created(ctx: Context, claimed: Claimed, call: Any) -> None:
     status = str(call.status)
     with ctx.database.session() as session:
+        notifications.publish_after_commit(ctx, session)
         recorded = session.execute(
             update(Attempt).where(Attempt.id == claimed.attempt_id,
                                   Attempt.status == AttemptStatus.CREATING)

@@ -24,6 +24,7 @@ from worker.domain.clock import utcnow
 from worker.domain.fairness import Demand, fair_share
 from worker.domain.statuses import FINAL_JOB_STATUSES, CampaignStatus, JobStatus
 from worker.domain.windows import is_open, next_open_for, stored_window, zone
+from worker.engine import notifications
 from worker.engine.context import Context
 from worker.engine.outbox import publish_place_calls
 from worker.store.models import Campaign, Job
@@ -56,6 +57,7 @@ def claim_due_batch(ctx: Context, dial_queue_empty: bool) -> list[str]:
     stale_before = now - timedelta(seconds=settings.queued_stale_after)
     budget = max(MIN_BATCH, math.ceil(settings.calls_per_second * LOOKAHEAD_S))
     with ctx.database.session() as session:
+        notifications.publish_after_commit(ctx, session)
         in_queue = session.scalar(select(func.count()).select_from(Job).where(
             Job.status == JobStatus.QUEUED, Job.queued_at >= stale_before)) or 0
         stale = session.scalars(
@@ -129,8 +131,11 @@ def _open_now(session: Session, campaign: Campaign, rows: Sequence[Row[Any]],
         opening = next_open_for(window, key, campaign.timezone, now)
         values: dict[str, Any] = ({"next_attempt_at": opening} if opening else
                         {"status": JobStatus.FAILED, "outcome": "outside-window"})
-        session.execute(update(Job).where(Job.id.in_(ids), Job.status == JobStatus.SCHEDULED)
-                        .values(updated_at=now, **values))
+        changed = session.scalars(
+            update(Job).where(Job.id.in_(ids), Job.status == JobStatus.SCHEDULED)
+            .values(updated_at=now, **values).returning(Job.id)).all()
+        if not opening:
+            notifications.job_finished(session, changed)
     return ready
 
 

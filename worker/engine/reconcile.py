@@ -23,7 +23,7 @@ from worker.domain.statuses import (
     JobStatus,
 )
 from worker.domain.twilio_errors import longest_create_s
-from worker.engine import status
+from worker.engine import notifications, status
 from worker.engine.attempts import give_back
 from worker.engine.context import Context
 from worker.logs import mask
@@ -121,6 +121,7 @@ def last_possible_create(settings: Settings, attempt: dict[str, Any]) -> datetim
 
 def adopt(ctx: Context, attempt: dict[str, Any], call: Any) -> None:
     with ctx.database.session() as session:
+        notifications.publish_after_commit(ctx, session)
         adopted = session.execute(
             update(Attempt).where(Attempt.id == attempt["id"], Attempt.call_sid.is_(None))
             .values(call_sid=call.sid, status=AttemptStatus.QUEUED)).rowcount
@@ -148,6 +149,7 @@ def decide_stranded(ctx: Context, now: datetime) -> int:
     cause harmless instead of leaving the job in `dialing` for ever."""
     settled_before = now - timedelta(seconds=ctx.settings.reconcile_silence)
     with ctx.database.session() as session:
+        notifications.publish_after_commit(ctx, session)
         stranded = session.scalars(
             select(Attempt).join(Job, (Job.id == Attempt.job_id)
                                  & (Job.attempts == Attempt.ordinal))
@@ -174,6 +176,7 @@ def adopt_orphans(ctx: Context) -> int:
     adopted = 0
     for call_sid in call_sids:
         with ctx.database.session() as session:
+            notifications.publish_after_commit(ctx, session)
             adopted += status.adopt_orphan_events(session, call_sid)
     if adopted:
         log.warning("adopted %d callbacks that had arrived before their call's SID was stored",

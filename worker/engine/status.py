@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from worker.domain.clock import utcnow
 from worker.domain.lifecycle import JobPolicy, decide, is_terminal, moves_forward, status_rank
-from worker.domain.statuses import CALL_STATUSES, JobStatus
-from worker.engine import metrics
+from worker.domain.statuses import CALL_STATUSES, FINAL_JOB_STATUSES, JobStatus
+from worker.engine import metrics, notifications
 from worker.engine.context import Context
 from worker.store.models import Attempt, Event, Job
 
@@ -55,6 +55,7 @@ def handle_status(ctx: Context, params: dict[str, str], idempotency_token: str |
         # A report without a sequence (a fetched call): one per status, after every callback.
         sequence = UNSEQUENCED_BASE + status_rank(call_status)
     with ctx.database.session() as session:
+        notifications.publish_after_commit(ctx, session)
         attempt = session.scalar(
             select(Attempt).where(Attempt.call_sid == call_sid).with_for_update())
         values = {"call_sid": call_sid, "sequence_number": sequence,
@@ -140,9 +141,13 @@ def apply_event(session: Session, attempt: Attempt, event: Event) -> None:
 def decide_job(session: Session, attempt: Attempt) -> None:
     """Apply the retry policy to the job of an attempt that just ended (once: compare-and-set)."""
     # Only the columns the policy reads: loading the whole Job decodes five JSON columns.
+    # Whether the producer asks for events comes in the same statement: a job that does not
+    # costs none more.
     job = session.execute(
         select(Job.id, Job.status, Job.attempts, Job.max_attempts, Job.retry_on,
-               Job.retry_delays).where(Job.id == attempt.job_id).with_for_update()).one()
+               Job.retry_delays, notifications.NOTIFY_URL.label("notify_url"),
+               notifications.NOTIFY_EACH_ATTEMPT.label("notify_each_attempt"))
+        .where(Job.id == attempt.job_id).with_for_update(of=Job)).one()
     if job.status != JobStatus.DIALING or job.attempts != attempt.ordinal:
         return  # final already (canceled meanwhile), or an older attempt's late report
     decision = decide(JobPolicy(job.max_attempts, job.retry_on, job.retry_delays),
@@ -155,5 +160,10 @@ def decide_job(session: Session, attempt: Attempt) -> None:
                     .values(**values))
     if decision.status == JobStatus.SCHEDULED:
         metrics.after_commit(session, metrics.RETRIES.labels(attempt.status).inc)
+    if job.notify_url is not None:
+        if job.notify_each_attempt:
+            notifications.attempt_ended(session, attempt)
+        if decision.status in FINAL_JOB_STATUSES:
+            notifications.job_finished(session, [job.id])
     log.info("job %s attempt %d ended %s -> job %s", job.id, attempt.ordinal, attempt.status,
              decision.status.value)

@@ -37,10 +37,11 @@ from worker.domain.statuses import (
     JobStatus,
 )
 from worker.domain.windows import Window, next_open_for, parse_window, stored_window, zone
+from worker.engine import notifications
 from worker.engine.context import Context
 from worker.producer.dnc import listed_numbers
 from worker.producer.files import read_text
-from worker.producer.jobs import cancel_job
+from worker.producer.jobs import cancel_job, check_notify
 from worker.store.models import Attempt, Campaign, Job
 
 log = logging.getLogger(__name__)
@@ -106,14 +107,22 @@ def create_campaign(
     call_options: Mapping[str, Any] | None = None,
     strict: bool = False,
     progress: Callable[[int], None] | None = None,
+    notify_url: str | None = None,
+    notify_each_attempt: bool = False,
 ) -> ImportResult:
     """Create a campaign and import its contacts (a CSV path, or rows as mappings).
 
     Invalid rows are reported and skipped (all refused with `strict`); a number repeated in
     the file is imported once; numbers on the do-not-call list are counted, not imported.
     Raises ValueError naming the field (or the file) for bad arguments; stores nothing then.
+    `notify_url` and `notify_each_attempt` are its jobs' result notifications (see
+    enqueue_call); without a notify_url, DIALER_NOTIFY_URL's.
     """
     settings = ctx.settings
+    notify_url, notify_each_attempt = check_notify(settings, notify_url, notify_each_attempt)
+    notify_url = notify_url or settings.notify_url
+    if notify_each_attempt and notify_url is None:
+        raise ValueError("notify_each_attempt: needs a notify_url")
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ValueError("name: must be a non-empty name of at most 200 characters")
     url, twiml = validation.check_voice_instructions(url, twiml)
@@ -133,6 +142,7 @@ def create_campaign(
         "window_end": parsed_window.end.strftime("%H:%M") if parsed_window.end else None,
         "days": sorted(parsed_window.days), "timezone": timezone, "weight": weight,
         "status": CampaignStatus.ACTIVE, "vtime": 0.0, "created_at": now, "updated_at": now,
+        "notify_url": notify_url, "notify_each_attempt": notify_each_attempt,
     }
     rows = (read_contacts(Path(contacts)) if isinstance(contacts, (str, Path))
             else ((n + 2, dict(r)) for n, r in enumerate(contacts)))
@@ -318,16 +328,19 @@ def resume_campaign(ctx: Context, campaign_id: str) -> None:
 def cancel_campaign(ctx: Context, campaign_id: str) -> dict[str, int]:
     """Pending jobs end `canceled`; live calls are ended through Twilio."""
     with ctx.database.session() as session:
+        notifications.publish_after_commit(ctx, session)
         campaign = _campaign(session, campaign_id)
         if campaign.status in (CampaignStatus.CANCELED, CampaignStatus.DONE):
             raise ValueError(f"campaign_id: campaign is already {campaign.status}")
         session.execute(update(Campaign).where(Campaign.id == campaign_id)
                         .values(status=CampaignStatus.CANCELED, updated_at=utcnow()))
-        pending = session.execute(
+        canceled = session.scalars(
             update(Job).where(Job.campaign_id == campaign_id,
                               Job.status.in_(WAITING_JOB_STATUSES))
             .values(status=JobStatus.CANCELED, outcome="canceled", updated_at=utcnow())
-        ).rowcount
+            .returning(Job.id)).all()
+        pending = len(canceled)
+        notifications.job_finished(session, canceled)
         dialing = list(session.scalars(select(Job.id).where(
             Job.campaign_id == campaign_id, Job.status == JobStatus.DIALING)))
     ended = sum(cancel_job(ctx, job_id).canceled for job_id in dialing)

@@ -21,6 +21,7 @@ from worker.domain import validation
 from worker.domain.clock import utcnow
 from worker.domain.lifecycle import is_terminal
 from worker.domain.statuses import FINAL_JOB_STATUSES, WAITING_JOB_STATUSES, JobStatus
+from worker.engine import notifications
 from worker.engine.calls import end_live_call
 from worker.engine.context import Context
 from worker.engine.outbox import publish_place_calls
@@ -47,11 +48,16 @@ def enqueue_call(
     metadata: Mapping[str, Any] | None = None,
     call_options: Mapping[str, Any] | None = None,
     at: datetime | str | None = None,
+    notify_url: str | None = None,
+    notify_each_attempt: bool = False,
 ) -> str:
     """Store a call job and return its id.
 
     `at` (an aware datetime, or ISO 8601 text with its offset) is the earliest the call is
-    placed; the pace, the calling window and the do-not-call list still apply then. The
+    placed; the pace, the calling window and the do-not-call list still apply then.
+    `notify_url` receives a signed call.finished event when the job is final (and a
+    call.attempt_ended after each attempt with `notify_each_attempt`); without it, the
+    job's campaign's, else DIALER_NOTIFY_URL. The
     same idempotency_key with the same call returns the first job; with a different call it
     raises IdempotencyConflict. Raises ValueError naming the field for bad input, and then
     stores nothing.
@@ -147,6 +153,7 @@ def _job_row(settings: Settings, spec: Mapping[str, Any]) -> dict[str, Any]:
         "campaign_id": spec.get("campaign_id"),
         "metadata_": validation.check_metadata(spec.get("metadata")),
         "call_options": validation.check_call_options(spec.get("call_options")),
+        **_notify_fields(settings, spec),
         "status": JobStatus.QUEUED,
         "next_attempt_at": now,
         "queued_at": now,
@@ -156,13 +163,41 @@ def _job_row(settings: Settings, spec: Mapping[str, Any]) -> dict[str, Any]:
     }
     if at is not None and at > now:
         row.update(status=JobStatus.SCHEDULED, next_attempt_at=at, queued_at=None)
-    row["request_hash"] = None if row["idempotency_key"] is None else _request_hash(row, at)
+    row["request_hash"] = None if row["idempotency_key"] is None else _request_hash(row, at, spec)
     return row
 
 
-def _request_hash(row: Mapping[str, Any], at: datetime | None) -> str:
+def check_notify(settings: Settings, url: object, each_attempt: object) -> tuple[str | None, bool]:
+    """A notify_url and notify_each_attempt as given; ValueError names the field."""
+    if not isinstance(each_attempt, bool):
+        raise ValueError(f"notify_each_attempt: must be true or false, got {each_attempt!r}")
+    if url is None:
+        return None, each_attempt
+    url = validation.check_url(url, "notify_url")
+    if settings.notify_secret is None:
+        raise ValueError("notify_url: DIALER_NOTIFY_SECRET is not set")
+    return url, each_attempt
+
+
+def _notify_fields(settings: Settings, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The job's own choice; without one, DIALER_NOTIFY_URL, unless a campaign's applies."""
+    url, each = check_notify(settings, spec.get("notify_url"),
+                             spec.get("notify_each_attempt", False))
+    if url is None and spec.get("campaign_id") is None:
+        url = settings.notify_url
+        if each and url is None:
+            raise ValueError("notify_each_attempt: needs a notify_url")
+    return {"notify_url": url, "notify_each_attempt": each}
+
+
+def _request_hash(row: Mapping[str, Any], at: datetime | None,
+                  given: Mapping[str, Any]) -> str:
     request = {name: row[name] for name in REQUEST_FIELDS}
     request["at"] = at.isoformat() if at else None
+    # Only when asked for: a request without them hashes as it did before they existed.
+    for name in ("notify_url", "notify_each_attempt"):
+        if given.get(name):
+            request[name] = given[name]
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
@@ -246,6 +281,7 @@ def cancel_job(ctx: Context, job_id: str) -> CancelResult:
     """
     now = utcnow()
     with ctx.database.session() as session:
+        notifications.publish_after_commit(ctx, session)
         job = session.get(Job, job_id)
         if job is None:
             raise ValueError(f"job_id: no job {job_id!r}")
@@ -256,6 +292,8 @@ def cancel_job(ctx: Context, job_id: str) -> CancelResult:
             update(Job).where(Job.id == job_id, Job.status.in_(not_final))
             .values(status=JobStatus.CANCELED, outcome="canceled", updated_at=now)).rowcount
         live = [a for a in job.attempt_rows if a.call_sid and not is_terminal(a.status)]
+        if won:
+            notifications.job_finished(session, [job_id])
     if not won:
         return cancel_job(ctx, job_id)  # it changed under us; report what it is now
     for attempt in live:

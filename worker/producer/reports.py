@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from worker.domain.statuses import JobStatus
 from worker.domain.validation import normalize_to
+from worker.engine import notifications
 from worker.engine.context import Context
 from worker.store.models import Attempt, Event, Job
 
@@ -27,7 +28,8 @@ def job_as_dict(job: Job) -> dict[str, Any]:
         "error_code": job.error_code, "error_message": job.error_message,
         "next_attempt_at": _iso(job.next_attempt_at), "campaign_id": job.campaign_id,
         "idempotency_key": job.idempotency_key, "metadata": job.metadata_,
-        "call_options": job.call_options, "created_at": _iso(job.created_at),
+        "call_options": job.call_options, "notify_url": job.notify_url,
+        "notify_each_attempt": job.notify_each_attempt, "created_at": _iso(job.created_at),
         "updated_at": _iso(job.updated_at),
     }
 
@@ -58,6 +60,7 @@ def job_detail(ctx: Context, job_id: str) -> dict[str, Any] | None:
         detail["attempt_list"] = [
             attempt_as_dict(a, [e for e in events if e.attempt_id == a.id])
             for a in job.attempt_rows]
+        detail["notifications"] = notifications.for_job(session, job_id)
         return detail
 
 

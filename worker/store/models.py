@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -84,6 +86,11 @@ class Job(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     # The recipient's possible time zones, for a campaign's calling window.
     timezones: Mapped[list[Any] | None] = mapped_column()
+    # Where the job's result is POSTed when it is final (and after each attempt, if asked).
+    notify_url: Mapped[str | None] = mapped_column(Text)
+    notify_each_attempt: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -116,6 +123,14 @@ class Campaign(Base):
     status: Mapped[str] = mapped_column(String(16))
     vtime: Mapped[float] = mapped_column(Float, default=0.0)  # fair-share virtual time
     import_summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Defaults for the campaign's jobs' result notifications.
+    notify_url: Mapped[str | None] = mapped_column(Text)
+    notify_each_attempt: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # When the campaign may start and must stop dialing; unset means no bound.
+    start_at: Mapped[datetime | None] = mapped_column()
+    end_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -191,3 +206,43 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+class Notification(Base):
+    """One result event for a producer's notify_url, stored in the transaction that makes it
+    (the outbox): the row is the source of truth for its delivery and its id is the event id
+    receivers deduplicate on."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        # The relay's query: pending events whose next try is due.
+        Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class NotificationAttempt(Base):
+    """One POST of a notification: what the receiver answered and how long it took."""
+
+    __tablename__ = "notification_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notification_id: Mapped[str] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,147 @@
+"""Result notifications, end to end: real Redis, a real Celery worker and beat, the simulator,
+the webhook, and a real HTTP receiver that fails the first two deliveries of every event.
+Each final job's event arrives signed, and after deduplication by webhook-id exactly once."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook
+
+from harness.stack import VOICE_URL
+from harness.waiting import wait_for
+from worker.api import cancel_job, enqueue_call, get_job
+from worker.domain.statuses import FINAL_JOB_STATUSES
+from worker.store.models import Notification
+from worker.wiring import default_context
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec_" + base64.b64encode(b"integration-test-key-32-bytes!!!").decode()
+FAILURES_PER_EVENT = 2
+RETRY_DELAY_S = 1
+RELAY_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    answered: int
+
+
+class Receiver:
+    """A producer's endpoint: answers 500 to the first deliveries of each event, then 204."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with receiver._lock:
+                    seen = sum(r.headers["webhook-id"] == headers["webhook-id"]
+                               for r in receiver.received)
+                    answer = 500 if seen < FAILURES_PER_EVENT else 204
+                    receiver.received.append(Received(headers, body, answer))
+                self.send_response(answer)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/dialer"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def events(self) -> dict[str, Any]:
+        """Each event once (deduplicated by webhook-id), its signature verified."""
+        with self._lock:
+            received = list(self.received)
+        verified = {}
+        for r in received:
+            verified[r.headers["webhook-id"]] = Webhook(SECRET).verify(r.body, r.headers)
+        return verified
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as receiver:
+        yield receiver
+
+
+def delivered(job_ids: list[str]) -> list[Notification] | None:
+    with default_context().database.session() as session:
+        rows = list(session.scalars(select(Notification)
+                                    .where(Notification.job_id.in_(job_ids))))
+    return rows if rows and all(n.status == "delivered" for n in rows) else None
+
+
+def test_each_final_job_is_heard_once_after_retries(make_stack, receiver: Receiver) -> None:
+    stack = make_stack(DIALER_CALLS_PER_SECOND="20", DIALER_NOTIFY_SECRET=SECRET,
+                       DIALER_NOTIFY_RETRY_DELAYS=",".join([str(RETRY_DELAY_S)] * 4),
+                       DIALER_NOTIFY_RELAY_INTERVAL=str(RELAY_INTERVAL_S))
+    stack.sim.set_scenario({"+14155552001": ["answered:1"],
+                            "+14155552002": ["busy", "answered:1"],
+                            "+14155552003": ["error:21217"]})
+    stack.start_all()
+    jobs = {
+        "answered": enqueue_call("+14155552001", url=VOICE_URL, notify_url=receiver.url),
+        "retried": enqueue_call("+14155552002", url=VOICE_URL, notify_url=receiver.url,
+                                notify_each_attempt=True, retry_delays=[RETRY_DELAY_S]),
+        "rejected": enqueue_call("+14155552003", url=VOICE_URL, notify_url=receiver.url),
+        "canceled": enqueue_call("+14155552004", url=VOICE_URL, notify_url=receiver.url,
+                                 at="2099-01-01T00:00:00+00:00"),
+    }
+    assert cancel_job(jobs["canceled"]).canceled
+    ids = list(jobs.values())
+    wait_for(lambda: all(get_job(i).status in FINAL_JOB_STATUSES for i in ids), timeout=60,
+             what="every job final")
+    # Each event: a first try, then FAILURES_PER_EVENT retries at most RETRY_DELAY_S apart
+    # plus a relay interval each.
+    rows = wait_for(lambda: delivered(ids), timeout=30 + FAILURES_PER_EVENT * 2 * (
+        RETRY_DELAY_S + RELAY_INTERVAL_S) * len(ids), what="every event delivered")
+
+    events = receiver.events()
+    assert set(events) == {n.id for n in rows}
+    finished = Counter(e["data"]["job_id"] for e in events.values()
+                       if e["type"] == "call.finished")
+    assert finished == Counter(ids)
+    by_job = {e["data"]["job_id"]: e["data"] for e in events.values()
+              if e["type"] == "call.finished"}
+    assert by_job[jobs["answered"]]["status"] == "completed"
+    assert by_job[jobs["rejected"]]["error_code"] == 21217
+    assert by_job[jobs["canceled"]]["status"] == "canceled"
+    assert [a["status"] for a in by_job[jobs["retried"]]["attempts"]] == ["busy", "completed"]
+    attempt_events = sorted((e["data"]["attempt"]["ordinal"], e["data"]["attempt"]["status"])
+                            for e in events.values() if e["type"] == "call.attempt_ended")
+    assert attempt_events == [(1, "busy"), (2, "completed")]
+    # Every event was answered 500 twice, then 204 once, and never posted after that.
+    answers = Counter((r.headers["webhook-id"], r.answered) for r in receiver.received)
+    for event_id in events:
+        assert answers[(event_id, 500)] == FAILURES_PER_EVENT
+        assert answers[(event_id, 204)] == 1
+    assert all(n.attempts == FAILURES_PER_EVENT + 1 for n in rows)
+    assert json.loads(receiver.received[0].body)["id"] == receiver.received[0].headers[
+        "webhook-id"]

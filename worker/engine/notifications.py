@@ -1,0 +1,279 @@
+"""Result notifications: the events a producer's notify_url receives, made in the
+transaction that makes a job final (the database is the outbox) and delivered by their own
+task on their own queue, so a slow receiver never holds up dialing.
+
+Delivery is at least once: the event id is stable, and receivers deduplicate on it (the
+`webhook-id` header). A delivery claims its row by compare-and-set, pushing next_attempt_at
+forward by a lease, so two workers never POST the same event at once; failures wait in the
+row (next_attempt_at), never in a Celery ETA, and the relay publishes the due ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, event, false, func, insert, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from worker.domain.clock import utcnow
+from worker.domain.notifications import (
+    GONE,
+    NotificationStatus,
+    NotificationType,
+    is_success,
+    retry_delay,
+    signed_headers,
+)
+from worker.domain.statuses import FINAL_JOB_STATUSES
+from worker.engine import metrics
+from worker.engine.context import Context
+from worker.store.database import in_chunks
+from worker.store.models import Attempt, Campaign, Job, Notification, NotificationAttempt
+
+log = logging.getLogger(__name__)
+
+# Ids of the events this transaction made, published after it commits.
+_NEW = "dialer_new_notifications"
+# How many due events the relay publishes per run.
+RELAY_BATCH = 500
+ERROR_MAX_CHARS = 500
+
+
+def _campaign_default(column: Any) -> Any:
+    return select(column).where(Campaign.id == Job.campaign_id).scalar_subquery()
+
+
+# A job's own choice, else its campaign's (the global default is stored on the job, or its
+# campaign, when it is made). Read in the statements that already select the job.
+NOTIFY_URL: ColumnElement[str | None] = func.coalesce(Job.notify_url,
+                                                      _campaign_default(Campaign.notify_url))
+NOTIFY_EACH_ATTEMPT: ColumnElement[bool] = (
+    Job.notify_each_attempt | func.coalesce(_campaign_default(Campaign.notify_each_attempt),
+                                            false()))
+
+
+def new_event_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+def job_finished(session: Session, job_ids: Iterable[str]) -> list[str]:
+    """A call.finished event for each of these jobs that is final and asks for one; the ids.
+
+    Called by whoever just made the jobs final, in that transaction: once per job.
+    """
+    made: list[str] = []
+    for chunk in in_chunks(list(job_ids)):
+        rows = session.execute(
+            select(Job, NOTIFY_URL).where(Job.id.in_(chunk), NOTIFY_URL.is_not(None),
+                                          Job.status.in_(list(FINAL_JOB_STATUSES)))
+            .options(selectinload(Job.attempt_rows)).execution_options(populate_existing=True)
+        ).all()
+        made += [_store(session, job, url, NotificationType.CALL_FINISHED) for job, url in rows]
+    return made
+
+
+def attempt_ended(session: Session, attempt: Attempt) -> str | None:
+    """A call.attempt_ended event for this ended attempt, if its job asks for one."""
+    row = session.execute(
+        select(Job, NOTIFY_URL).where(Job.id == attempt.job_id, NOTIFY_URL.is_not(None),
+                                      NOTIFY_EACH_ATTEMPT)
+        .options(selectinload(Job.attempt_rows)).execution_options(populate_existing=True)
+    ).one_or_none()
+    if row is None:
+        return None
+    job, url = row
+    return _store(session, job, url, NotificationType.ATTEMPT_ENDED, attempt)
+
+
+def attempt_as_dict(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "ordinal": attempt.ordinal, "call_sid": attempt.call_sid, "status": attempt.status,
+        "duration": attempt.duration, "answered_by": attempt.answered_by,
+        "sip_response_code": attempt.sip_response_code, "error_code": attempt.error_code,
+        "error_message": attempt.error_message,
+        "started_at": attempt.created_at.isoformat() if attempt.created_at else None,
+        "ended_at": attempt.ended_at.isoformat() if attempt.ended_at else None,
+    }
+
+
+def event_data(job: Job, attempt: Attempt | None = None) -> dict[str, Any]:
+    """The event's `data`: the job as the producer knows it, with its attempts."""
+    data: dict[str, Any] = {
+        "job_id": job.id, "idempotency_key": job.idempotency_key, "status": job.status,
+        "outcome": job.outcome, "to": job.to, "campaign_id": job.campaign_id,
+        "attempts": [attempt_as_dict(a) for a in job.attempt_rows],
+        "error_code": job.error_code, "error_message": job.error_message,
+        "metadata": job.metadata_,
+    }
+    if attempt is not None:
+        data["attempt"] = attempt_as_dict(attempt)
+    return data
+
+
+def _store(session: Session, job: Job, url: str, type_: NotificationType,
+           attempt: Attempt | None = None) -> str:
+    now = utcnow()
+    event_id = new_event_id()
+    payload = {"id": event_id, "type": type_.value, "timestamp": now.isoformat(),
+               "data": event_data(job, attempt)}
+    session.execute(insert(Notification).values(
+        id=event_id, job_id=job.id, type=type_.value, url=url, payload=payload,
+        status=NotificationStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now))
+    session.info.setdefault(_NEW, []).append(event_id)
+    return event_id
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_NEW, None)
+
+
+def publish_after_commit(ctx: Context, session: Session) -> None:
+    """Publish the events this transaction makes once it commits: the fast path. What it
+    misses (the broker refused, the process died) the relay publishes."""
+    metrics.after_commit(session, lambda: publish(ctx, session.info.pop(_NEW, [])))
+
+
+def publish(ctx: Context, ids: Sequence[str]) -> None:
+    if not ids:
+        return
+    try:
+        ctx.broker.publish_notifications(ids)
+    except Exception as exc:
+        log.warning("could not publish %d notification(s) (%s: %s); the relay will",
+                    len(ids), type(exc).__name__, exc)
+
+
+def relay(ctx: Context) -> int:
+    """Publish the events that are due (new ones the fast path missed, retries whose time
+    has come); how many. While delivery messages still wait in the queue, it waits too:
+    publishing the same due events again every run would pile up duplicates."""
+    if ctx.settings.notify_secret is None or ctx.broker.notify_queue_length():
+        return 0
+    with ctx.database.session() as session:
+        ids = list(session.scalars(
+            select(Notification.id)
+            .where(Notification.status == NotificationStatus.PENDING,
+                   Notification.next_attempt_at <= utcnow())
+            .order_by(Notification.next_attempt_at).limit(RELAY_BATCH)))
+    publish(ctx, ids)
+    return len(ids)
+
+
+def lease_s(ctx: Context) -> float:
+    """How long a delivery holds its event: the POST's timeout and room to record it."""
+    return 2 * ctx.settings.notify_timeout + 30
+
+
+def deliver(ctx: Context, notification_id: str) -> str:
+    """POST one event; what happened: 'delivered', 'retry', 'gave_up' or 'skipped' (not
+    pending, not due, or another worker holds it)."""
+    key = ctx.settings.notify_secret
+    if key is None:
+        log.warning("notification %s not sent: DIALER_NOTIFY_SECRET is not set",
+                    notification_id)
+        return "skipped"
+    now = utcnow()
+    lease_until = now + timedelta(seconds=lease_s(ctx))
+    with ctx.database.session() as session:
+        claimed = session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id,
+                   Notification.status == NotificationStatus.PENDING,
+                   Notification.next_attempt_at <= now)
+            .values(next_attempt_at=lease_until)
+            .returning(Notification.url, Notification.payload, Notification.attempts,
+                       Notification.job_id)).one_or_none()
+    if claimed is None:
+        return "skipped"
+    body = json.dumps(claimed.payload, separators=(",", ":")).encode()
+    headers = signed_headers(key, notification_id, int(time.time()), body)
+    started = time.monotonic()
+    status_code: int | None = None
+    error: str | None = None
+    try:
+        status_code = ctx.notifier.post(claimed.url, body, headers, ctx.settings.notify_timeout)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
+    latency_ms = round((time.monotonic() - started) * 1000)
+    return _record(ctx, notification_id, claimed, lease_until, status_code, error, latency_ms)
+
+
+def _record(ctx: Context, notification_id: str, claimed: Any, lease_until: Any,
+            status_code: int | None, error: str | None, latency_ms: int) -> str:
+    now = utcnow()
+    attempts = claimed.attempts + 1
+    values: dict[str, Any] = {"attempts": attempts, "last_status_code": status_code,
+                              "last_error": error}
+    if is_success(status_code):
+        outcome = "delivered"
+        values.update(status=NotificationStatus.DELIVERED, delivered_at=now, last_error=None)
+    else:
+        if error is None:
+            error = values["last_error"] = f"HTTP {status_code}"
+        delay = (None if status_code == GONE
+                 else retry_delay(attempts, ctx.settings.notify_retry_delays))
+        if delay is None:
+            outcome = "gave_up"
+            values.update(status=NotificationStatus.GAVE_UP)
+        else:
+            outcome = "retry"
+            values.update(next_attempt_at=now + timedelta(seconds=delay))
+    with ctx.database.session() as session:
+        session.execute(insert(NotificationAttempt).values(
+            notification_id=notification_id, attempted_at=now, status_code=status_code,
+            latency_ms=latency_ms, error=error))
+        # Only while our lease holds: past it, another delivery owns the row.
+        session.execute(update(Notification).where(
+            Notification.id == notification_id,
+            Notification.status == NotificationStatus.PENDING,
+            Notification.next_attempt_at == lease_until).values(**values))
+    log_level = logging.INFO if outcome == "delivered" else logging.WARNING
+    log.log(log_level, "notification %s of job %s: %s after try %d (%s, %d ms)",
+            notification_id, claimed.job_id, outcome, attempts,
+            status_code if status_code is not None else error, latency_ms)
+    return outcome
+
+
+def retry_given_up(ctx: Context, *, job_id: str | None = None) -> int:
+    """Put given-up events (of one job, or all) back to pending, due now; how many."""
+    now = utcnow()
+    with ctx.database.session() as session:
+        query = update(Notification).where(Notification.status == NotificationStatus.GAVE_UP)
+        if job_id is not None:
+            query = query.where(Notification.job_id == job_id)
+        ids = list(session.scalars(query.values(
+            status=NotificationStatus.PENDING, next_attempt_at=now, attempts=0)
+            .returning(Notification.id)))
+    publish(ctx, ids)
+    return len(ids)
+
+
+def for_job(session: Session, job_id: str) -> list[dict[str, Any]]:
+    """A job's events, oldest first, each with its delivery attempts (for `job show`)."""
+    notifications = session.scalars(
+        select(Notification).where(Notification.job_id == job_id)
+        .order_by(Notification.created_at, Notification.id)).all()
+    tries: dict[str, list[dict[str, Any]]] = {n.id: [] for n in notifications}
+    if tries:
+        for attempt in session.scalars(
+                select(NotificationAttempt)
+                .where(NotificationAttempt.notification_id.in_(list(tries)))
+                .order_by(NotificationAttempt.id)):
+            tries[attempt.notification_id].append({
+                "attempted_at": attempt.attempted_at.isoformat(),
+                "status_code": attempt.status_code, "latency_ms": attempt.latency_ms,
+                "error": attempt.error})
+    return [{
+        "id": n.id, "type": n.type, "status": n.status, "attempts": n.attempts,
+        "next_attempt_at": (n.next_attempt_at.isoformat()
+                            if n.status == NotificationStatus.PENDING else None),
+        "delivered_at": n.delivered_at.isoformat() if n.delivered_at else None,
+        "last_status_code": n.last_status_code, "deliveries": tries[n.id],
+    } for n in notifications]
