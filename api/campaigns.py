@@ -33,6 +33,7 @@ CAMPAIGN_FIELDS = {
     "retry_on": "retry_on", "retry_delays": "retry_delays", "weight": "weight",
     "call_options": "call_options", "strict": "strict", "contacts": "contacts",
     "notify_url": "notify_url", "notify_each_attempt": "notify_each_attempt",
+    "start_at": "start_at", "end_at": "end_at",
 }
 # A multipart form's fields are text: how each one that is not a string is read.
 _INTEGER_FORM_FIELDS = ("max_attempts", "weight")

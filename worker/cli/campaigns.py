@@ -42,18 +42,22 @@ def campaign() -> None:
 @click.option("--weight", type=int, default=1, show_default=True,
               help="Share of the pace relative to other active campaigns.")
 @click.option("--strict", is_flag=True, help="Refuse the whole file if any row is invalid.")
+@click.option("--start-at", help="Dial nothing before this time: ISO 8601 with its offset.")
+@click.option("--end-at", help="Jobs still waiting then end `expired`: ISO 8601 with its offset.")
 @click.option("--json", "as_json", is_flag=True)
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @friendly_errors
 def campaign_create(name: str, from_: str | None, url: str | None, twiml: str | None,
                     window: str | None, days: str | None, timezone: str,
                     max_attempts: int | None, retry_delays: str | None, retry_on: str | None,
-                    weight: int, strict: bool, as_json: bool, file: Path) -> None:
+                    weight: int, strict: bool, start_at: str | None, end_at: str | None,
+                    as_json: bool, file: Path) -> None:
     """Create a campaign from a CSV file (a `to` column; optional `timezone`, `name`;
     every other column is kept with the job)."""
     kwargs: dict[str, Any] = dict(
         url=url, twiml=twiml, window=window, days=days, timezone=timezone,
-        max_attempts=max_attempts, weight=weight, strict=strict,
+        max_attempts=max_attempts, weight=weight, strict=strict, start_at=start_at,
+        end_at=end_at,
         retry_delays=parse_delays(retry_delays, "--retry-delays") if retry_delays else None,
         retry_on=retry_on.split(",") if retry_on else None)
     if not console.is_terminal or as_json:
@@ -108,6 +112,9 @@ def _status_table(status: dict[str, Any]) -> Table:
     table = Table(title=f"{status['name']} ({status['id']}) · {status['status']}",
                   show_header=False, title_justify="left")
     table.add_row("window", status["window"])
+    for bound in ("start_at", "end_at"):
+        if status[bound]:
+            table.add_row(bound.replace("_", " "), status[bound])
     table.add_row("jobs", str(status["jobs"]))
     for state, count in sorted(status["by_state"].items()):
         table.add_row(f"  {state}", str(count))

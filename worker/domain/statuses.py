@@ -17,6 +17,8 @@ class JobStatus(StrEnum):
 
 FINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
 WAITING_JOB_STATUSES = (JobStatus.SCHEDULED, JobStatus.QUEUED)
+# The outcome of a job canceled because its campaign reached its end_at before it was dialed.
+EXPIRED = "expired"
 
 
 class AttemptStatus(StrEnum):

@@ -132,6 +132,8 @@ def preflight(ctx: Context, job_id: str) -> None:
             campaign = session.get_one(Campaign, job.campaign_id)
             if campaign.status != CampaignStatus.ACTIVE:
                 raise Deferred(now, f"campaign {campaign.status}")
+            if campaign.end_at is not None and campaign.end_at <= now:
+                raise Deferred(now, "campaign ended: the dispatcher expires the job")
             window = stored_window(campaign.window_start, campaign.window_end, campaign.days)
             opening = next_open_for(window, job.timezones, campaign.timezone, now)
             if opening != now:

@@ -17,12 +17,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, exists, func, select, update
+from sqlalchemy import Row, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from worker.domain.clock import utcnow
 from worker.domain.fairness import Demand, fair_share
-from worker.domain.statuses import FINAL_JOB_STATUSES, CampaignStatus, JobStatus
+from worker.domain.statuses import (
+    EXPIRED,
+    FINAL_JOB_STATUSES,
+    WAITING_JOB_STATUSES,
+    CampaignStatus,
+    JobStatus,
+)
 from worker.domain.windows import is_open, next_open_for, stored_window, zone
 from worker.engine import notifications
 from worker.engine.context import Context
@@ -63,6 +69,7 @@ def claim_due_batch(ctx: Context, dial_queue_empty: bool) -> list[str]:
         stale = session.scalars(
             select(Job.id).where(Job.status == JobStatus.QUEUED, Job.queued_at < stale_before)
             .order_by(Job.queued_at).limit(budget)).all() if dial_queue_empty else []
+        expire_campaigns(session, now)
         room = max(0, budget - in_queue - len(stale))
         due: list[str] = []
         if room:
@@ -81,7 +88,7 @@ def claim_due_batch(ctx: Context, dial_queue_empty: bool) -> list[str]:
         if stale:
             session.execute(update(Job).where(Job.id.in_(stale), Job.status == JobStatus.QUEUED)
                             .values(queued_at=now))
-        finish_campaigns(session)
+        finish_campaigns(session, now)
     if stale:
         log.warning("re-publishing %d jobs queued for over %ss", len(stale),
                     settings.queued_stale_after)
@@ -139,9 +146,26 @@ def _open_now(session: Session, campaign: Campaign, rows: Sequence[Row[Any]],
     return ready
 
 
-def finish_campaigns(session: Session) -> None:
-    """An active campaign with every job final is done."""
+def expire_campaigns(session: Session, now: datetime) -> None:
+    """Past a campaign's end_at, its jobs still waiting end `canceled`, outcome `expired`
+    (a job being dialed is sent back by the pre-dial check, and expires on the next tick)."""
+    ended = select(Campaign.id).where(
+        Campaign.end_at <= now,
+        Campaign.status.in_((CampaignStatus.ACTIVE, CampaignStatus.PAUSED)))
+    expired = session.scalars(
+        update(Job).where(Job.campaign_id.in_(ended), Job.status.in_(WAITING_JOB_STATUSES))
+        .values(status=JobStatus.CANCELED, outcome=EXPIRED, updated_at=now)
+        .returning(Job.id)).all()
+    if expired:
+        notifications.job_finished(session, expired)
+        log.info("%d jobs expired with their campaign's end", len(expired))
+
+
+def finish_campaigns(session: Session, now: datetime) -> None:
+    """An active campaign with every job final is done; so is a paused one past its end."""
     pending = exists().where(Job.campaign_id == Campaign.id,
                              Job.status.not_in(list(FINAL_JOB_STATUSES)))
-    session.execute(update(Campaign).where(Campaign.status == CampaignStatus.ACTIVE, ~pending)
-                    .values(status=CampaignStatus.DONE, updated_at=utcnow()))
+    finishing = or_(Campaign.status == CampaignStatus.ACTIVE,
+                    (Campaign.status == CampaignStatus.PAUSED) & (Campaign.end_at <= now))
+    session.execute(update(Campaign).where(finishing, ~pending)
+                    .values(status=CampaignStatus.DONE, updated_at=now))

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from worker.domain import validation
 from worker.domain.clock import utcnow
+from worker.domain.eta import eta_seconds
 from worker.domain.statuses import (
     FINAL_JOB_STATUSES,
     WAITING_JOB_STATUSES,
@@ -109,6 +110,8 @@ def create_campaign(
     progress: Callable[[int], None] | None = None,
     notify_url: str | None = None,
     notify_each_attempt: bool = False,
+    start_at: datetime | str | None = None,
+    end_at: datetime | str | None = None,
 ) -> ImportResult:
     """Create a campaign and import its contacts (a CSV path, or rows as mappings).
 
@@ -116,7 +119,9 @@ def create_campaign(
     the file is imported once; numbers on the do-not-call list are counted, not imported.
     Raises ValueError naming the field (or the file) for bad arguments; stores nothing then.
     `notify_url` and `notify_each_attempt` are its jobs' result notifications (see
-    enqueue_call); without a notify_url, DIALER_NOTIFY_URL's.
+    enqueue_call); without a notify_url, DIALER_NOTIFY_URL's. Nothing is dialed before
+    `start_at`; at `end_at` the jobs still waiting end `canceled`, outcome `expired` (both
+    aware datetimes or ISO 8601 text with an offset).
     """
     settings = ctx.settings
     notify_url, notify_each_attempt = check_notify(settings, notify_url, notify_each_attempt)
@@ -131,6 +136,10 @@ def create_campaign(
     if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 1000:
         raise ValueError(f"weight: must be a whole number from 1 to 1000, got {weight!r}")
     now = utcnow()
+    starts, ends = validation.check_at(start_at, "start_at"), validation.check_at(end_at, "end_at")
+    if ends is not None and ends <= max(now, starts or now):
+        raise ValueError(f"end_at: {ends.isoformat()} is not after the start "
+                         f"({max(now, starts or now).isoformat()})")
     campaign = {
         "id": uuid.uuid4().hex, "name": name.strip(),
         "from_": validation.normalize_from(from_ if from_ is not None else settings.default_from),
@@ -143,6 +152,7 @@ def create_campaign(
         "days": sorted(parsed_window.days), "timezone": timezone, "weight": weight,
         "status": CampaignStatus.ACTIVE, "vtime": 0.0, "created_at": now, "updated_at": now,
         "notify_url": notify_url, "notify_each_attempt": notify_each_attempt,
+        "start_at": starts, "end_at": ends,
     }
     rows = (read_contacts(Path(contacts)) if isinstance(contacts, (str, Path))
             else ((n + 2, dict(r)) for n, r in enumerate(contacts)))
@@ -248,12 +258,14 @@ def _store_jobs(session: Session, campaign: dict[str, Any],
     dialect = connection.dialect
     stamp = Job.__table__.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
     now = stamp(utcnow()) if stamp else utcnow()
+    first = max(utcnow(), campaign["start_at"] or utcnow())
+    due = stamp(first) if stamp else first
     zone_lists: dict[tuple[str, ...], str] = {}
     head = (None, campaign["id"])
     middle = (campaign["from_"], campaign["url"], campaign["twiml"],
               json.dumps(campaign["call_options"]), campaign["max_attempts"],
               json.dumps(campaign["retry_on"]), json.dumps(campaign["retry_delays"]),
-              CAMPAIGN_PRIORITY, JobStatus.SCHEDULED.value, now, None, 0)
+              CAMPAIGN_PRIORITY, JobStatus.SCHEDULED.value, due, None, 0)
     values = (
         (uuid.uuid4().hex, *head, to, *middle, json.dumps(meta),
          zone_lists.get(zones) or zone_lists.setdefault(zones, json.dumps(list(zones))),
@@ -359,9 +371,12 @@ def campaign_status(ctx: Context, campaign_id: str, recent_minutes: int = 5) -> 
         attempts = session.execute(
             select(Attempt.status, Attempt.duration, Attempt.created_at).join(Job)
             .where(Job.campaign_id == campaign_id)).all()
+        waiting = session.execute(select(Job.timezones, Job.next_attempt_at).where(
+            Job.campaign_id == campaign_id, Job.status.in_(WAITING_JOB_STATUSES))).all()
         window = stored_window(campaign.window_start, campaign.window_end, campaign.days)
         info = {"id": campaign.id, "name": campaign.name, "status": campaign.status,
                 "weight": campaign.weight, "window": f"{window} (recipient's local time)",
+                "start_at": _iso(campaign.start_at), "end_at": _iso(campaign.end_at),
                 "created_at": campaign.created_at.isoformat(),
                 "import": campaign.import_summary}
     placed = [a for a in attempts if a.status not in (AttemptStatus.CREATING,
@@ -371,12 +386,25 @@ def campaign_status(ctx: Context, campaign_id: str, recent_minutes: int = 5) -> 
     per_minute = len(recent) / recent_minutes
     pending = sum(n for s, n in states.items() if s not in FINAL_JOB_STATUSES)
     talk = [a.duration for a in answered if a.duration is not None]
+    latest_due: dict[tuple[str, ...], datetime] = {}
+    for zones, due in waiting:
+        key = tuple(zones or [campaign.timezone])
+        latest_due[key] = max(due, latest_due.get(key, due))
+    # Nothing dialed lately (not started, paused, between windows): at best the whole pace.
+    pace = per_minute or ctx.settings.calls_per_second * 60
+    eta = eta_seconds(now, pending, latest_due, window, campaign.timezone, pace)
+    if eta is not None and campaign.end_at is not None:
+        eta = min(eta, max(0, round((campaign.end_at - now).total_seconds())))
     return {**info, "jobs": sum(states.values()), "by_state": states, "by_outcome": outcomes,
             "attempts": len(placed),
             "answer_rate": round(len(answered) / len(placed), 3) if placed else None,
             "average_talk_s": round(sum(talk) / len(talk), 1) if talk else None,
             "calls_per_minute": round(per_minute, 2), "pending": pending,
-            "eta_s": round(pending / per_minute * 60) if pending and per_minute else None}
+            "eta_s": eta}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def list_campaigns(ctx: Context) -> list[dict[str, Any]]:
