@@ -286,8 +286,9 @@ class Engine:
         call.answered_by = self._answered_by(call, outcome)
         self._move(call, "in-progress")
         limit = float(call.first("TimeLimit") or 14400)
-        await self._pause(min(outcome.talk_s, limit))
-        self._finish(call, "completed")
+        talk_s = min(outcome.talk_s, limit)
+        await self._pause(talk_s)
+        self._finish(call, "completed", talked_s=talk_s)
 
     @staticmethod
     def _answered_by(call: Call, outcome: Outcome) -> str | None:
@@ -303,12 +304,17 @@ class Engine:
         call.updated_at = now()
         self._emit(call, EVENT_OF_STATUS[status], {})
 
-    def _finish(self, call: Call, status: str) -> None:
+    def _finish(self, call: Call, status: str, talked_s: float | None = None) -> None:
+        """`talked_s`: the scenario's talk time, for a call that ran its course; a call ended
+        early (an update to the call) talked for the scaled time that passed. The scenario's
+        figure, not the clock's, so a loaded machine does not lengthen a simulated call."""
         if call.is_final:
             return
         call.end_time = call.updated_at = now()
-        talked = (call.end_time - call.answer_time).total_seconds() if call.answer_time else 0
-        call.duration_s = round(talked / self.time_scale)
+        if talked_s is None:
+            elapsed = (call.end_time - call.answer_time).total_seconds() if call.answer_time else 0
+            talked_s = elapsed / self.time_scale
+        call.duration_s = round(talked_s)
         call.status = status
         extra = {"CallDuration": str(call.duration_s), "SipResponseCode": str(SIP_CODES[status])}
         if status == "completed":
