@@ -55,6 +55,9 @@ def test_demo_dials_a_dozen_numbers_to_their_outcomes_and_stops_everything() -> 
     assert "completed" in table["+14155550102"] and "busy → completed" in table["+14155550102"]
     assert "failed" in table["+14155550108"] and "busy → busy → busy" in table["+14155550108"]
     assert "21217" in table["+14155550107"]
+    assert "completed" in table["+14155550112"]  # enqueued over HTTP
+    assert re.search(r"notification msg_\w+ for the call over HTTP: completed.*signature "
+                     r"verified \(1 event kept, 0 refused\)", " ".join(output.split())), output
     assert "refused" in table["+1415555"]
     run_dir = _run_dir(output)
     assert not _alive_in(run_dir)

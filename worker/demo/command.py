@@ -1,14 +1,16 @@
 """`dialer demo`: the whole dialer on this machine, against the simulator, in a minute.
 
-Starts Redis, the simulator, the webhook, a worker and beat on free ports in a temporary
-directory, dials a dozen numbers with mixed outcomes, shows live progress and the final
-table, and stops everything on the way out (Ctrl-C included). With TWILIO_ACCOUNT_SID,
-TWILIO_AUTH_TOKEN and DIALER_PUBLIC_URL set it dials for real, only the numbers in
-DIALER_DEMO_TO: it never dials the made-up numbers through a real account.
+Starts Redis, the simulator, the webhook, the HTTP API, a worker and beat on free ports in
+a temporary directory, dials a dozen numbers with mixed outcomes as a campaign and one more
+enqueued over HTTP (its signed result notification received by a local endpoint), shows live
+progress and the final table, and stops everything on the way out (Ctrl-C included).
+With TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and DIALER_PUBLIC_URL set it dials for real, only
+the numbers in DIALER_DEMO_TO: it never dials the made-up numbers through a real account.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -27,8 +29,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from worker.demo.over_http import NotificationReceiver, curl_command, enqueue_over_http
 from worker.demo.processes import (
     Process,
+    api_argv,
     beat_argv,
     free_port,
     redis_argv,
@@ -39,7 +43,7 @@ from worker.demo.processes import (
 )
 from worker.domain.statuses import FINAL_JOB_STATUSES, RETRYABLE_CALL_STATUSES, JobStatus
 from worker.engine.context import Context
-from worker.producer import campaigns, jobs
+from worker.producer import api_keys, campaigns, jobs
 from worker.settings import Settings
 from worker.wiring import build_context
 
@@ -62,6 +66,8 @@ SCENARIO: dict[str, list[str]] = {
     "+14155550111": ["answered:5"],
     "+1415555": ["answered"],  # not a valid number: reported by the import
 }
+# Enqueued over HTTP by itself (simulator mode), with a notification to the demo.
+HTTP_CALL_TO, HTTP_CALL_PLAN = "+14155550112", ["answered:3"]
 console = Console()
 
 
@@ -89,6 +95,7 @@ class DemoStack:
         self.rundir, self.simulate, self.time_scale = rundir, simulate, time_scale
         self.processes: list[Process] = []
         self.webhook_port = webhook_port
+        self.api_port = free_port()
         self.env: dict[str, str] = {**os.environ, "PYTHONUNBUFFERED": "1",
                                     "DIALER_DATABASE_URL": f"sqlite:///{rundir / 'dialer.db'}",
                                     "DIALER_DISPATCH_INTERVAL": "1"}
@@ -106,6 +113,8 @@ class DemoStack:
         if self.simulate:
             self._start_simulator()
         wait_port(self._spawn("webhook", webhook_argv(self.webhook_port)), self.webhook_port)
+        if self.simulate:
+            wait_port(self._spawn("api", api_argv(self.api_port)), self.api_port)
         self._spawn("worker", worker_argv("demo", 2)).wait_for_log(" ready.")
         self._spawn("beat", beat_argv(self.rundir / "beat-schedule")).wait_for_log(
             "beat: Starting")
@@ -114,7 +123,7 @@ class DemoStack:
         port = free_port()
         account, token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
         scenario = self.rundir / "scenario.json"
-        scenario.write_text(json.dumps({"rules": SCENARIO}))
+        scenario.write_text(json.dumps({"rules": {**SCENARIO, HTTP_CALL_TO: HTTP_CALL_PLAN}}))
         wait_port(self._spawn("simulator", [
             sys.executable, "-m", "simulator", "--port", str(port), "--account-sid", account,
             "--auth-token", token, "--cps", "1", "--time-scale", str(self.time_scale),
@@ -122,7 +131,9 @@ class DemoStack:
         self.env |= {"TWILIO_ACCOUNT_SID": account, "TWILIO_AUTH_TOKEN": token,
                      "TWILIO_API_BASE_URL": f"http://127.0.0.1:{port}",
                      "DIALER_PUBLIC_URL": f"http://127.0.0.1:{self.webhook_port}",
-                     "DIALER_DEFAULT_FROM": "+14155550100", "DIALER_CALLS_PER_SECOND": "1"}
+                     "DIALER_DEFAULT_FROM": "+14155550100", "DIALER_CALLS_PER_SECOND": "1",
+                     "DIALER_NOTIFY_SECRET": "whsec_" + base64.b64encode(
+                         secrets.token_bytes(32)).decode()}
 
     def stop(self) -> None:
         # The dialer's processes first, side by side; Redis and the simulator they talk to
@@ -165,6 +176,29 @@ def _print_summary(ctx: Context, campaign_id: str) -> None:
                   f"answer rate {'-' if rate is None else f'{rate:.0%}'}, average talk "
                   f"{status['average_talk_s'] or '-'} s; `dialer campaign export` gives the "
                   "table as CSV")
+
+
+def _call_over_http(ctx: Context, api_url: str, notify_url: str) -> Row:
+    """One call as another service would place it: an API key, a POST, a notify_url."""
+    _, token = api_keys.create_api_key(ctx, "demo")
+    body = {"to": HTTP_CALL_TO, "url": DEMO_VOICE_URL, "notify_url": notify_url,
+            "metadata": {"enqueued": "over HTTP"}}
+    console.print(f"and one call over HTTP, as a service would enqueue it:\n  "
+                  f"{curl_command(api_url, body)}")
+    job_id = enqueue_over_http(api_url, token, body)
+    return Row(HTTP_CALL_TO, ", ".join(HTTP_CALL_PLAN) + " (over HTTP)", job_id=job_id,
+               status=JobStatus.QUEUED)
+
+
+def _print_notification(receiver: NotificationReceiver, job_id: str) -> None:
+    event = receiver.finished(job_id)
+    if event is None:
+        console.print("[yellow]the call over HTTP: no notification received")
+        return
+    data = event["data"]
+    console.print(f"notification {event['id']} for the call over HTTP: {data['status']}, "
+                  f"outcome {data['outcome']}, signature verified "
+                  f"({len(receiver.events)} event kept, {receiver.refused} refused)")
 
 
 def _table(rows: list[Row], elapsed: float) -> Table:
@@ -214,25 +248,35 @@ def demo(time_scale: float, timeout: float, webhook_port: int | None, keep: bool
     stack = DemoStack(rundir, simulate, time_scale,
                       webhook_port or (free_port() if simulate else 5000))
     ok = False
+    receiver: NotificationReceiver | None = None
     try:
-        with console.status("starting redis, simulator, webhook, worker and beat..."):
+        with console.status("starting redis, simulator, webhook, API, worker and beat..."):
             stack.start(redis_server)
         ctx = build_context(Settings.from_env(stack.env))
         rows = [Row(n, ", ".join(SCENARIO[n]) if simulate else "real call") for n in numbers]
         campaign_id = _start_campaign(ctx, rows, rundir)
         console.print(f"campaign {campaign_id}: enqueued {sum(r.job_id is not None for r in rows)}"
                       " jobs; dialing at 1 call/s")
+        over_http: Row | None = None
+        if simulate:
+            receiver = NotificationReceiver(ctx.settings.notify_secret or b"")
+            over_http = _call_over_http(ctx, f"http://127.0.0.1:{stack.api_port}", receiver.url)
+            rows.append(over_http)
         started = time.monotonic()
         with Live(_table(rows, 0), console=console, refresh_per_second=4) as live:
             done = False
             while not done and time.monotonic() - started < timeout:
                 time.sleep(0.5)
-                done = _refresh(ctx, rows)
+                done = _refresh(ctx, rows) and (
+                    receiver is None or over_http is None
+                    or receiver.finished(over_http.job_id or "") is not None)
                 live.update(_table(rows, time.monotonic() - started))
         ok = done
         console.print("every job is final" if done else
                       f"[yellow]gave up after {timeout:g} s; some jobs are not final")
         _print_summary(ctx, campaign_id)
+        if receiver is not None and over_http is not None:
+            _print_notification(receiver, over_http.job_id or "")
     except KeyboardInterrupt:
         console.print("[yellow]interrupted")
     except (RuntimeError, TimeoutError) as exc:
@@ -241,6 +285,8 @@ def demo(time_scale: float, timeout: float, webhook_port: int | None, keep: bool
         # A second Ctrl-C must not cut the clean-up short and leave processes behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if receiver is not None:
+            receiver.stop()
         with console.status("stopping every process..."):
             stack.stop()
         if keep or not ok:
