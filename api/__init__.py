@@ -20,7 +20,7 @@ from api import calls, campaigns, dnc
 from api.problems import Problem, problem_response
 from api.state import CONTEXT_KEY
 from worker.engine.context import Context
-from worker.logs import configure as configure_logs
+from worker.logs import configure_server_logs
 from worker.wiring import default_context
 
 log = logging.getLogger(__name__)
@@ -54,23 +54,11 @@ def create_app(ctx: Context | None = None) -> Flask:
     app.register_blueprint(calls.bp)
     app.register_blueprint(dnc.bp)
     app.register_blueprint(campaigns.bp)
-    _safe_logs(settings.log_json)
+    configure_server_logs(settings.log_json)
     app.register_error_handler(Problem, _problem)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app
-
-
-def _safe_logs(as_json: bool) -> None:
-    """Numbers masked in every line gunicorn or Flask writes; JSON lines if asked."""
-    handlers = [h for name in ("", "gunicorn.error", "gunicorn.access")
-                for h in logging.getLogger(name).handlers]
-    if not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        logging.getLogger().addHandler(handler)
-        logging.getLogger().setLevel(logging.INFO)
-        handlers.append(handler)
-    configure_logs(handlers, as_json)
 
 
 def _problem(problem: Problem) -> Response:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from api.auth import require
 from api.bodies import json_body, json_object, reject_unknown
 from api.problems import Problem, invalid
 from api.state import context
+from worker.domain.statuses import CampaignStatus
 from worker.producer.campaigns import (
     campaign_status,
     cancel_campaign,
@@ -40,9 +43,13 @@ _INTEGER_FORM_FIELDS = ("max_attempts", "weight")
 _LIST_FORM_FIELDS = ("retry_on", "retry_delays")
 
 
-def _no_campaign_is_404(exc: ValueError) -> Problem:
+@contextmanager
+def _campaign_errors() -> Iterator[None]:
     """Unknown id: 404; a campaign in the wrong state for the action: 409."""
-    return invalid(exc, 404 if "no campaign" in str(exc) else 409)
+    try:
+        yield
+    except ValueError as exc:
+        raise invalid(exc, 404 if "no campaign" in str(exc) else 409) from None
 
 
 def _json_arguments() -> dict[str, Any]:
@@ -139,49 +146,39 @@ def create() -> Response:
 @bp.get("/v1/campaigns/<campaign_id>")
 @require("read")
 def show(campaign_id: str) -> Response:
-    try:
+    with _campaign_errors():
         return jsonify(campaign_status(context(), campaign_id))
-    except ValueError as exc:
-        raise _no_campaign_is_404(exc) from None
 
 
 @bp.post("/v1/campaigns/<campaign_id>/pause")
 @require("write")
 def pause(campaign_id: str) -> Response:
-    try:
+    with _campaign_errors():
         in_flight = pause_campaign(context(), campaign_id)
-    except ValueError as exc:
-        raise _no_campaign_is_404(exc) from None
-    return jsonify({"id": campaign_id, "status": "paused", "in_flight": in_flight})
+    return jsonify({"id": campaign_id, "status": CampaignStatus.PAUSED, "in_flight": in_flight})
 
 
 @bp.post("/v1/campaigns/<campaign_id>/resume")
 @require("write")
 def resume(campaign_id: str) -> Response:
-    try:
+    with _campaign_errors():
         resume_campaign(context(), campaign_id)
-    except ValueError as exc:
-        raise _no_campaign_is_404(exc) from None
-    return jsonify({"id": campaign_id, "status": "active"})
+    return jsonify({"id": campaign_id, "status": CampaignStatus.ACTIVE})
 
 
 @bp.post("/v1/campaigns/<campaign_id>/cancel")
 @require("write")
 def cancel(campaign_id: str) -> Response:
-    try:
+    with _campaign_errors():
         counts = cancel_campaign(context(), campaign_id)
-    except ValueError as exc:
-        raise _no_campaign_is_404(exc) from None
-    return jsonify({"id": campaign_id, "status": "canceled", **counts})
+    return jsonify({"id": campaign_id, "status": CampaignStatus.CANCELED, **counts})
 
 
 @bp.get("/v1/campaigns/<campaign_id>/export")
 @require("read")
 def export(campaign_id: str) -> Response:
     out = io.StringIO()
-    try:
+    with _campaign_errors():
         write_export(context(), campaign_id, out)
-    except ValueError as exc:
-        raise _no_campaign_is_404(exc) from None
     return Response(out.getvalue(), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="campaign-{campaign_id}.csv"'})

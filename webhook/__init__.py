@@ -18,7 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from webhook import metrics
 from webhook.publisher import Publisher
 from webhook.views import PUBLISHER_KEY, SETTINGS_KEY, bp
-from worker.logs import configure as configure_logs
+from worker.logs import configure_server_logs
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -44,22 +44,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.warning("TWILIO_AUTH_TOKEN is not set: every status callback will be refused (403)")
     app.register_blueprint(bp)
     metrics.install(app)
-    _safe_logs(settings)
+    configure_server_logs(settings.log_json)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _server_error)
     return app
-
-
-def _safe_logs(settings: Settings) -> None:
-    """Numbers masked in every line gunicorn or Flask writes; JSON lines if asked."""
-    handlers = [h for name in ("", "gunicorn.error", "gunicorn.access")
-                for h in logging.getLogger(name).handlers]
-    if not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        logging.getLogger().addHandler(handler)
-        logging.getLogger().setLevel(logging.INFO)
-        handlers.append(handler)
-    configure_logs(handlers, settings.log_json)
 
 
 def _json(status: int, message: str) -> Response:

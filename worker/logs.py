@@ -64,3 +64,16 @@ def configure(handlers: list[logging.Handler], json_lines: bool) -> None:
             handler.setFormatter(JsonFormatter())
         elif not isinstance(handler.formatter, MaskedText):
             handler.setFormatter(MaskedText(handler.formatter or logging.Formatter()))
+
+
+def configure_server_logs(json_lines: bool) -> None:
+    """For a web app under gunicorn or Flask's server: numbers masked in every line they
+    write, JSON lines if asked, and a handler on the root logger if none is there."""
+    handlers = [h for name in ("", "gunicorn.error", "gunicorn.access")
+                for h in logging.getLogger(name).handlers]
+    if not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.INFO)
+        handlers.append(handler)
+    configure(handlers, json_lines)
