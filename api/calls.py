@@ -20,8 +20,8 @@ from api.problems import Problem, invalid
 from api.render import job_json, notification_json
 from api.state import context
 from worker.domain.statuses import JobStatus
-from worker.producer.jobs import IdempotencyConflict, cancel_job, enqueue, get_job
-from worker.producer.notifications import job_notifications
+from worker.producer.jobs import IdempotencyConflict, cancel_job, enqueue, get_jobs
+from worker.producer.notifications import jobs_notifications
 from worker.producer.reports import find_jobs
 
 bp = Blueprint("calls", __name__)
@@ -49,11 +49,18 @@ def _call_spec(item: Any, prefix: str = "") -> dict[str, Any]:
 
 def _job(job_id: str) -> dict[str, Any]:
     """One call, with its result notifications (the listing leaves them out)."""
-    job = get_job(context(), job_id)
-    if job is None:
+    found = _jobs([job_id])
+    if job_id not in found:
         raise Problem(404, f"job_id: no job {job_id!r}")
-    return {**job_json(job), "notifications": [
-        notification_json(n) for n in job_notifications(context(), job_id)]}
+    return found[job_id]
+
+
+def _jobs(job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """_job of many calls in a few statements, by id (a batch's answer)."""
+    jobs = get_jobs(context(), job_ids)
+    events = jobs_notifications(context(), list(jobs))
+    return {job_id: {**job_json(job), "notifications": [
+        notification_json(n) for n in events[job_id]]} for job_id, job in jobs.items()}
 
 
 def _enqueue(specs: list[dict[str, Any]], batch: bool) -> tuple[list[dict[str, Any]], int]:
@@ -64,10 +71,7 @@ def _enqueue(specs: list[dict[str, Any]], batch: bool) -> tuple[list[dict[str, A
         raise invalid(exc, 409) from None
     except ValueError as exc:
         raise invalid(exc) from None
-    jobs: dict[str, dict[str, Any]] = {}
-    for result in results:
-        if result.job_id not in jobs:
-            jobs[result.job_id] = _job(result.job_id)
+    jobs = _jobs(list(dict.fromkeys(result.job_id for result in results)))
     status = 201 if any(result.created for result in results) else 200
     return [jobs[result.job_id] for result in results], status
 

@@ -257,23 +257,32 @@ def retry_given_up(ctx: Context, *, job_id: str | None = None) -> int:
 
 def for_job(session: Session, job_id: str) -> list[dict[str, Any]]:
     """A job's events, oldest first, each with its delivery attempts (for `job show`)."""
-    notifications = session.scalars(
-        select(Notification).where(Notification.job_id == job_id)
-        .order_by(Notification.created_at, Notification.id)).all()
+    return for_jobs(session, [job_id])[job_id]
+
+
+def for_jobs(session: Session, job_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """for_job of many jobs in a few statements (the API answers a batch with them)."""
+    notifications: list[Notification] = []
+    for chunk in in_chunks(list(job_ids)):
+        notifications += session.scalars(
+            select(Notification).where(Notification.job_id.in_(chunk))
+            .order_by(Notification.created_at, Notification.id)).all()
     tries: dict[str, list[dict[str, Any]]] = {n.id: [] for n in notifications}
-    if tries:
+    for chunk in in_chunks(list(tries)):
         for attempt in session.scalars(
                 select(NotificationAttempt)
-                .where(NotificationAttempt.notification_id.in_(list(tries)))
+                .where(NotificationAttempt.notification_id.in_(chunk))
                 .order_by(NotificationAttempt.id)):
             tries[attempt.notification_id].append({
                 "attempted_at": attempt.attempted_at.isoformat(),
                 "status_code": attempt.status_code, "latency_ms": attempt.latency_ms,
                 "error": attempt.error})
-    return [{
-        "id": n.id, "type": n.type, "status": n.status, "attempts": n.attempts,
-        "next_attempt_at": (n.next_attempt_at.isoformat()
-                            if n.status == NotificationStatus.PENDING else None),
-        "delivered_at": n.delivered_at.isoformat() if n.delivered_at else None,
-        "last_status_code": n.last_status_code, "deliveries": tries[n.id],
-    } for n in notifications]
+    events: dict[str, list[dict[str, Any]]] = {job_id: [] for job_id in job_ids}
+    for n in notifications:
+        events[n.job_id].append({
+            "id": n.id, "type": n.type, "status": n.status, "attempts": n.attempts,
+            "next_attempt_at": (n.next_attempt_at.isoformat()
+                                if n.status == NotificationStatus.PENDING else None),
+            "delivered_at": n.delivered_at.isoformat() if n.delivered_at else None,
+            "last_status_code": n.last_status_code, "deliveries": tries[n.id]})
+    return events

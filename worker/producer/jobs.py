@@ -8,7 +8,7 @@ import inspect
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -261,9 +261,17 @@ def _lookup(session: Session, key: Any, value: Any, wanted: set[str]) -> dict[st
 
 def get_job(ctx: Context, job_id: str) -> Job | None:
     """The job with its attempts loaded, detached from any session, or None."""
+    return get_jobs(ctx, [job_id]).get(job_id)
+
+
+def get_jobs(ctx: Context, job_ids: Sequence[str]) -> dict[str, Job]:
+    """get_job of many jobs, by id, in one transaction; an unknown id is left out."""
+    found: dict[str, Job] = {}
     with ctx.database.session() as session:
-        return session.scalar(select(Job).where(Job.id == job_id)
-                              .options(selectinload(Job.attempt_rows)))
+        for chunk in in_chunks(list(job_ids)):
+            found.update((job.id, job) for job in session.scalars(
+                select(Job).where(Job.id.in_(chunk)).options(selectinload(Job.attempt_rows))))
+    return found
 
 
 @dataclass(frozen=True)

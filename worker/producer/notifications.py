@@ -3,6 +3,7 @@ given-up ones back to be delivered again."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from worker.engine import notifications
@@ -11,8 +12,13 @@ from worker.engine.context import Context
 
 def job_notifications(ctx: Context, job_id: str) -> list[dict[str, Any]]:
     """The job's events, oldest first, each with its delivery attempts."""
+    return jobs_notifications(ctx, [job_id])[job_id]
+
+
+def jobs_notifications(ctx: Context, job_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """job_notifications of many jobs, by job id, in one transaction."""
     with ctx.database.session() as session:
-        return notifications.for_job(session, job_id)
+        return notifications.for_jobs(session, job_ids)
 
 
 def retry_notifications(ctx: Context, *, job_id: str | None = None,
