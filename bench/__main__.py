@@ -27,6 +27,7 @@ BENCHMARKS: list[str] = [
     "pacing",
     "latency",
     "webhook_load",  # benchmark 3: webhook callbacks/s and latency under gunicorn
+    "api_load",  # benchmark 6: the HTTP producer API and result notifications
     "ceiling",  # benchmark 2: end-to-end ceiling, CPU ms per call, memory per process
 ]
 
@@ -39,6 +40,8 @@ QUICK: dict[str, list[str]] = {
     "latency": ["--calls", "5", "--retries", "2", "--runs", "1", "--quiet-timeout", "0"],
     "webhook_load": ["--configs", "2x4", "--rates", "100,500", "--clients", "16",
                      "--duration", "3", "--runs", "1", "--calls", "200", "--quiet-timeout", "0"],
+    "api_load": ["--db", "sqlite", "--batches", "2", "--batch-size", "200", "--clients", "4",
+                 "--duration", "2", "--rate", "20", "--events", "100", "--quiet-timeout", "0"],
     "ceiling": ["--backends", "sqlite", "--rates", "10", "--warmup", "5", "--duration", "10",
                 "--drain", "10", "--quiet-timeout", "0"],
 }
