@@ -15,6 +15,8 @@ from api.problems import Problem
 from worker.domain.validation import check_at
 
 _SPACED_OFFSET = re.compile(r" (\d\d:?\d\d)$")
+# str.isdigit() also takes "²" and other digits int() refuses: ASCII digits only.
+DIGITS = re.compile(r"[0-9]+")
 
 
 def json_body() -> Any:
@@ -26,7 +28,7 @@ def json_body() -> Any:
     data = request.get_data()
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise Problem(400, f"body: malformed JSON ({exc})") from None
 
 

@@ -15,11 +15,19 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from api.auth import require
-from api.bodies import aware_time, json_body, json_object, query_params, reject_unknown
+from api.bodies import (
+    DIGITS,
+    aware_time,
+    json_body,
+    json_object,
+    query_params,
+    reject_unknown,
+)
 from api.problems import Problem, invalid
 from api.render import job_json, notification_json
 from api.state import context
 from worker.domain.statuses import JobStatus
+from worker.domain.validation import check_at
 from worker.producer.jobs import IdempotencyConflict, cancel_job, enqueue, get_jobs
 from worker.producer.notifications import jobs_notifications
 from worker.producer.reports import find_jobs
@@ -152,7 +160,7 @@ def list_calls() -> Response:
 def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    if not DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
         raise Problem(400, f"limit: a whole number from 1 to {MAX_LIMIT} is expected")
     return int(value)
 
@@ -171,9 +179,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, job_id = json.loads(raw)
-        at = datetime.fromisoformat(created)
-        if not isinstance(job_id, str) or at.tzinfo is None:
+        at = check_at(created, "cursor")
+        if not isinstance(job_id, str) or at is None:
             raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, RecursionError, binascii.Error, UnicodeDecodeError):
         raise Problem(400, "cursor: not a cursor this API gave (take next_cursor as is)") from None
     return at, job_id

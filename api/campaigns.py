@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from api.auth import require
-from api.bodies import json_body, json_object, reject_unknown
+from api.bodies import DIGITS, json_body, json_object, reject_unknown
 from api.problems import Problem, invalid
 from api.state import context
 from worker.domain.statuses import CampaignStatus
@@ -81,13 +81,13 @@ def _form_arguments() -> dict[str, Any]:
 
 def _form_value(name: str, value: str) -> Any:
     if name in _INTEGER_FORM_FIELDS:
-        if not value.strip().isdigit():
+        if not DIGITS.fullmatch(value.strip()):
             raise Problem(400, f"{name}: must be a whole number, got {value!r}")
         return int(value)
     if name in _LIST_FORM_FIELDS:
         items = [item.strip() for item in value.split(",") if item.strip()]
         if name == "retry_delays":
-            if not all(item.isdigit() for item in items):
+            if not all(DIGITS.fullmatch(item) for item in items):
                 raise Problem(400, f"{name}: comma-separated whole seconds, got {value!r}")
             return [int(item) for item in items]
         return items
@@ -98,7 +98,7 @@ def _form_value(name: str, value: str) -> Any:
     if name == "call_options":
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise Problem(400, "call_options: must be a JSON object") from None
     return value
 

@@ -12,8 +12,9 @@ import logging
 import re
 from datetime import UTC, datetime
 
-# E.164 as it appears in text: + and 8 to 15 digits; kept: the last four.
-_NUMBER = re.compile(r"\+\d{4,11}(\d{4})\b")
+# E.164 as it appears in text, its + written or URL-encoded (%2B, as the API's paths and
+# query strings carry it): + and 8 to 15 digits; kept: the last four.
+_NUMBER = re.compile(r"(?:\+|%2[Bb])\d{4,11}(\d{4})\b")
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
 

@@ -33,6 +33,7 @@ from gunicorn.config import Config
 from gunicorn.util import import_app
 
 from simulator.cli import main
+from worker.domain.names import NOTIFY_QUEUE, QUEUES
 from worker.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -160,8 +161,8 @@ def dockerfile() -> list[tuple[str, str]]:
 
 
 def test_the_stack_has_every_service_with_its_profile():
-    assert set(services()) == {"redis", "postgres", "migrate", "worker", "beat", "webhook",
-                               "api", "simulator", "flower"}
+    assert set(services()) == {"redis", "postgres", "migrate", "worker", "notifier", "beat",
+                               "webhook", "api", "simulator", "flower"}
     profiles = {name: svc.get("profiles") for name, svc in services().items()}
     assert profiles.pop("simulator") == ["dev"]
     assert profiles.pop("flower") == ["monitoring"]
@@ -169,7 +170,8 @@ def test_the_stack_has_every_service_with_its_profile():
     assert services()["redis"]["image"].startswith("redis:7")
     assert services()["postgres"]["image"].startswith("postgres:15")
     assert services()["flower"]["image"].startswith("mher/flower")
-    assert set(ours()) == {"migrate", "worker", "beat", "webhook", "api", "simulator"}
+    assert set(ours()) == {"migrate", "worker", "notifier", "beat", "webhook", "api",
+                           "simulator"}
 
 
 def test_our_services_share_one_image_the_env_file_and_the_stack_addresses():
@@ -223,7 +225,8 @@ def test_dependencies_exist_are_healthy_and_never_need_an_optional_profile():
 def test_health_checks():
     checks = {name: svc["healthcheck"]["test"] for name, svc in services().items()
               if "healthcheck" in svc}
-    assert {"redis", "postgres", "worker", "webhook", "api", "simulator"} <= set(checks)
+    assert {"redis", "postgres", "worker", "notifier", "webhook", "api",
+            "simulator"} <= set(checks)
     assert "pg_isready" in checks["postgres"]
     assert "redis-cli" in checks["redis"]
     # The worker pings itself by the node name Celery gives it by default.
@@ -280,8 +283,17 @@ def _celery(args: list[str], tmp_path: Path) -> None:
     assert found["is_worker_app"]
     assert found["command"], f"celery has no {args[2]!r} command"
     if args[2] == "worker":
-        assert sorted(found["queues"]) == found["task_queues"]
+        assert set(found["queues"]) <= set(found["task_queues"]), found["queues"]
         assert found["hostname"] == f"celery@{socket.gethostname()}"
+
+
+def test_every_queue_has_its_worker_and_notifications_have_their_own():
+    consumed = {name: argv(svc["command"])[argv(svc["command"]).index("-Q") + 1].split(",")
+                for name, svc in ours().items() if argv(svc["command"])[:4] == [
+                    "celery", "-A", "worker", "worker"]}
+    assert sorted(q for queues in consumed.values() for q in queues) == sorted(QUEUES)
+    # A slow receiver holds only the notifier's processes, never dialing's.
+    assert consumed["notifier"] == [NOTIFY_QUEUE]
 
 
 def _dialer(args: list[str]) -> None:

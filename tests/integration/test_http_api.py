@@ -4,6 +4,7 @@ against api/openapi.json (tests/support/api_fixtures.py)."""
 
 from __future__ import annotations
 
+import base64
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -329,3 +330,24 @@ def test_a_body_that_is_not_json_is_415_and_malformed_json_is_400(api: ApiClient
                               headers={"Content-Type": "application/json"}), 400)
     assert detail.startswith("body: malformed JSON")
     assert problem(api.post("/v1/calls", json=[1, 2]), 400).startswith("body:")
+    nested = problem(api.post("/v1/calls", data="[" * 5000,
+                              headers={"Content-Type": "application/json"}), 400)
+    assert nested.startswith("body: malformed JSON")
+
+
+@pytest.mark.parametrize(("path", "field"), [
+    ("/v1/calls?limit=%C2%B2", "limit"),  # "²": a digit to str.isdigit, not to int()
+    ("/v1/calls?created_after=0001-01-01T00:00:00%2B01:00", "created_after"),
+    ("/v1/calls?cursor=" + base64.urlsafe_b64encode(
+        b'["0001-01-01T00:00:00+01:00", "x"]').decode().rstrip("="), "cursor"),
+    ("/v1/calls?cursor=" + base64.urlsafe_b64encode(b"[" * 900).decode(), "cursor"),
+])
+def test_odd_query_values_are_a_400_naming_the_parameter(api: ApiClient, path: str,
+                                                         field: str):
+    assert problem(api.get(path), 400).startswith(f"{field}: ")
+
+
+def test_a_time_out_of_range_is_a_400_and_stores_nothing(api, api_server):
+    body = call(scheduled_at="0001-01-01T00:00:00+01:00")
+    assert problem(api.post("/v1/calls", json=body), 400).startswith("scheduled_at: ")
+    assert stored(api_server, str(body["to"])) == []

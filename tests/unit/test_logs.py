@@ -16,6 +16,9 @@ from worker.logs import JsonFormatter, configure, mask, mask_numbers
     ("+447911123456,+33612345678", "***3456,***5678"),
     ("order +1234 is short", "order +1234 is short"),  # too short to be a number
     ("no numbers here: 20429", "no numbers here: 20429"),
+    # As the API's paths and query strings carry them, URL-encoded, into access logs.
+    ("GET /v1/do-not-call/%2B14155550123 HTTP/1.1", "GET /v1/do-not-call/***0123 HTTP/1.1"),
+    ("GET /v1/calls?to=%2b14155550123&limit=5", "GET /v1/calls?to=***0123&limit=5"),
 ])
 def test_numbers_in_text_keep_only_their_last_four_digits(text: str, expected: str) -> None:
     assert mask_numbers(text) == expected

@@ -253,7 +253,10 @@ def check_at(value: object, field_name: str = "at") -> datetime | None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{field_name}: {value.isoformat()} has no UTC offset; "
                          "say which time zone it is in, e.g. +01:00 or Z")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC instant there is
+        raise ValueError(f"{field_name}: {value.isoformat()} is out of range") from None
 
 
 def check_idempotency_key(value: str | None) -> str | None:

@@ -392,15 +392,15 @@ def campaign_status(ctx: Context, campaign_id: str, recent_minutes: int = 5) -> 
         latest_due[key] = max(due, latest_due.get(key, due))
     # Nothing dialed lately (not started, paused, between windows): at best the whole pace.
     pace = per_minute or ctx.settings.calls_per_second * 60
-    eta = eta_seconds(now, pending, latest_due, window, campaign.timezone, pace)
-    if eta is not None and campaign.end_at is not None:
-        eta = min(eta, max(0, round((campaign.end_at - now).total_seconds())))
+    left_s = eta_seconds(now, pending, latest_due, window, campaign.timezone, pace)
+    if left_s is not None and campaign.end_at is not None:
+        left_s = min(left_s, max(0, round((campaign.end_at - now).total_seconds())))
     return {**info, "jobs": sum(states.values()), "by_state": states, "by_outcome": outcomes,
             "attempts": len(placed),
             "answer_rate": round(len(answered) / len(placed), 3) if placed else None,
             "average_talk_s": round(sum(talk) / len(talk), 1) if talk else None,
             "calls_per_minute": round(per_minute, 2), "pending": pending,
-            "eta_s": eta}
+            "eta_s": left_s}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -194,10 +194,11 @@ def _request_hash(row: Mapping[str, Any], at: datetime | None,
                   given: Mapping[str, Any]) -> str:
     request = {name: row[name] for name in REQUEST_FIELDS}
     request["at"] = at.isoformat() if at else None
-    # Only when asked for: a request without them hashes as it did before they existed.
+    # Only when the request names them (checked, as stored): a request without them has
+    # the same fingerprint whatever DIALER_NOTIFY_URL says.
     for name in ("notify_url", "notify_each_attempt"):
         if given.get(name):
-            request[name] = given[name]
+            request[name] = row[name]
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
