@@ -121,6 +121,29 @@ def test_each_attempt_busy_then_answered(
     assert [a["status"] for a in made[2].payload["data"]["attempts"]] == ["busy", "completed"]
 
 
+def test_each_attempt_events_for_a_refused_create_and_a_call_ended_by_cancel(
+        engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio) -> None:
+    twilio.fail(TO, TwilioRestException(status=400, uri="/Calls", msg="bad", code=21217))
+    refused = enqueue_call(engine_ctx, TO, url=VOICE_URL, notify_url=HOOK,
+                           notify_each_attempt=True)
+    dial(engine_ctx, broker.take())
+    assert [(e.type, e.payload["data"]["status"]) for e in events(engine_ctx, refused)] == [
+        ("call.attempt_ended", "failed"), ("call.finished", "failed")]
+
+    canceled = enqueue_call(engine_ctx, "+14155550177", url=VOICE_URL, notify_url=HOOK,
+                            notify_each_attempt=True)
+    call_sid = dial_one(engine_ctx, broker, twilio)
+    handle_status(engine_ctx, twilio.report(call_sid, "ringing"))
+    cancel_job(engine_ctx, canceled)
+    handle_status(engine_ctx, twilio.report(call_sid, "canceled"))
+    made = events(engine_ctx, canceled)
+    assert [(e.type, e.payload["data"]["status"]) for e in made] == [
+        ("call.finished", "canceled"), ("call.attempt_ended", "canceled")]
+    assert made[1].payload["data"]["attempt"]["status"] == "canceled"
+    handle_status(engine_ctx, twilio.report(call_sid, "canceled"))  # a repeat: no new event
+    assert len(events(engine_ctx, canceled)) == 2
+
+
 def test_rejected_create_fails_the_job_with_an_event(
         engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio) -> None:
     twilio.fail(TO, TwilioRestException(status=400, uri="/Calls", msg="bad", code=21217))

@@ -149,7 +149,11 @@ def decide_job(session: Session, attempt: Attempt) -> None:
                notifications.NOTIFY_EACH_ATTEMPT.label("notify_each_attempt"))
         .where(Job.id == attempt.job_id).with_for_update(of=Job)).one()
     if job.status != JobStatus.DIALING or job.attempts != attempt.ordinal:
-        return  # final already (canceled meanwhile), or an older attempt's late report
+        # Final already (canceled while live), or an older attempt's late report. The end of
+        # the current attempt of a canceled job is still news to a producer who asked.
+        if job.attempts == attempt.ordinal and job.notify_each_attempt and job.notify_url:
+            notifications.attempt_ended(session, attempt)
+        return
     decision = decide(JobPolicy(job.max_attempts, job.retry_on, job.retry_delays),
                       job.attempts, attempt.status, utcnow())
     values: dict[str, Any] = {"status": decision.status, "outcome": decision.outcome,
