@@ -55,6 +55,7 @@ from sqlalchemy import func, select
 
 from bench.ceiling import postgres_pid
 from bench.common import (
+    GunicornShape,
     Servers,
     add_run_options,
     describe_loads,
@@ -117,34 +118,6 @@ def batch_bodies(numbers: list[str], size: int) -> list[bytes]:
     return [json.dumps({"calls": [{"to": to, "url": VOICE_URL}
                                   for to in numbers[i:i + size]]}).encode()
             for i in range(0, len(numbers), size)]
-
-
-@dataclass(frozen=True)
-class Config:
-    """gunicorn's shape: WORKERSxTHREADS, `+shm` for its heartbeat file on /dev/shm."""
-
-    workers: int
-    threads: int
-    shm: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> Config:
-        shape, _, flag = text.strip().partition("+")
-        workers, threads = (int(x) for x in shape.split("x"))
-        if workers < 1 or threads < 1 or flag not in ("", "shm"):
-            raise ValueError(text)
-        return cls(workers, threads, flag == "shm")
-
-    def __str__(self) -> str:
-        return f"{self.workers}x{self.threads}{'+shm' if self.shm else ''}"
-
-    def argv(self, port: int) -> list[str]:
-        """api_argv as deployed, with these counts swapped in."""
-        argv = api_argv(port, self.workers)
-        argv[argv.index("--threads") + 1] = str(self.threads)
-        if self.shm:
-            argv[-1:-1] = ["--worker-tmp-dir", "/dev/shm"]
-        return argv
 
 
 # --- the load ---------------------------------------------------------------------------
@@ -291,7 +264,7 @@ def api_phases(srv: Servers, backend: str, env: dict[str, str], ctx: Context,
     """The three HTTP phases against one gunicorn."""
     _, token = create_api_key(ctx, "bench")
     port = free_port()
-    process = Process(f"api-{port}", args.config.argv(port), env, srv.workdir)
+    process = Process(f"api-{port}", args.config.apply(api_argv(port)), env, srv.workdir)
     try:
         wait_port(process, port)
         base = f"http://127.0.0.1:{port}"
@@ -590,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     add_run_options(parser, RESULTS)
     args = parser.parse_args(argv)
     try:
-        args.config = Config.parse(args.config)
+        args.config = GunicornShape.parse(args.config)
     except ValueError:
         parser.error("--config is WORKERSxTHREADS[+shm], e.g. 2x4+shm")
     if min(args.batches, args.batch_size, args.batch_clients, args.clients, args.events,
@@ -610,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     loads = [p["load"] for r in results for p in [*r["phases"], r["notify"]]]
     print("\n" + describe_loads(loads))
     verdicts = {r["backend"]: verdict(r) for r in results}
-    settings = {k: str(v) if isinstance(v, Config) else v for k, v in vars(args).items()
+    settings = {k: str(v) if isinstance(v, GunicornShape) else v for k, v in vars(args).items()
                 if k != "output"}
     write_results("api_load", {
         "machine": info, "settings": settings,

@@ -377,3 +377,34 @@ def start_workers(stack: Stack, app: str = "worker", instances: Sequence[str] = 
     stack.processes.extend(process for process, _ in waits)
     for process, text in waits:
         process.wait_for_log(text, timeout=60)
+
+
+@dataclass(frozen=True)
+class GunicornShape:
+    """gunicorn's shape: WORKERSxTHREADS, `+shm` for its heartbeat file on /dev/shm."""
+
+    workers: int
+    threads: int
+    shm: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> GunicornShape:
+        shape, _, flag = text.strip().partition("+")
+        workers, threads = (int(x) for x in shape.split("x"))
+        if workers < 1 or threads < 1 or flag not in ("", "shm"):
+            raise ValueError(text)
+        return cls(workers, threads, flag == "shm")
+
+    def __str__(self) -> str:
+        return f"{self.workers}x{self.threads}{'+shm' if self.shm else ''}"
+
+    def apply(self, argv: list[str]) -> list[str]:
+        """A gunicorn command line as deployed (webhook_argv, api_argv), with this shape."""
+        argv = list(argv)
+        argv[argv.index("--workers") + 1] = str(self.workers)
+        argv[argv.index("--threads") + 1] = str(self.threads)
+        if self.shm:
+            # gthread touches this file on every loop turn; on ext4 that is a journaled
+            # inode update (gunicorn's docs suggest tmpfs where /tmp is a disk).
+            argv[-1:-1] = ["--worker-tmp-dir", "/dev/shm"]
+        return argv

@@ -34,6 +34,7 @@ import aiohttp
 import redis
 
 from bench.common import (
+    GunicornShape,
     add_run_options,
     exit_cleanly_on_sigterm,
     fmt_spread,
@@ -202,37 +203,7 @@ def run_phase(kind: str, level: float, url: str, items: list[Signed], duration: 
     }
 
 
-@dataclass(frozen=True)
-class Config:
-    """gunicorn's shape: WORKERSxTHREADS, `+shm` for its heartbeat file on /dev/shm."""
-
-    workers: int
-    threads: int
-    shm: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> Config:
-        shape, _, flag = text.strip().partition("+")
-        workers, threads = (int(x) for x in shape.split("x"))
-        if workers < 1 or threads < 1 or flag not in ("", "shm"):
-            raise ValueError(text)
-        return cls(workers, threads, flag == "shm")
-
-    def __str__(self) -> str:
-        return f"{self.workers}x{self.threads}{'+shm' if self.shm else ''}"
-
-    def argv(self, port: int) -> list[str]:
-        """webhook_argv as deployed, with these counts swapped in."""
-        argv = webhook_argv(port, self.workers)
-        argv[argv.index("--threads") + 1] = str(self.threads)
-        if self.shm:
-            # gthread touches this file on every loop turn; on ext4 that is a journaled
-            # inode update (gunicorn's docs suggest tmpfs where /tmp is a disk).
-            argv[-1:-1] = ["--worker-tmp-dir", "/dev/shm"]
-        return argv
-
-
-def run_config(workdir: Path, redis_url: str, redis_pid: int, config: Config,
+def run_config(workdir: Path, redis_url: str, redis_pid: int, config: GunicornShape,
                args: argparse.Namespace, profile_to: Path | None) -> dict[str, Any]:
     """One gunicorn config: closed loop first (its best rate is the capacity), then the open-
     loop rates, skipping those far past capacity (they only measure a growing queue) except
@@ -244,7 +215,7 @@ def run_config(workdir: Path, redis_url: str, redis_pid: int, config: Config,
     url = f"http://127.0.0.1:{port}/twilio/status"
     items = signed_callbacks(url, args.calls)  # the port is part of the signed URL
     load = round(os.getloadavg()[0], 2)
-    process = Process(f"webhook-{port}", config.argv(port), env, workdir)
+    process = Process(f"webhook-{port}", config.apply(webhook_argv(port)), env, workdir)
     try:
         wait_port(process, port)
         webhook = Tracked("webhook", process.proc.pid)
@@ -370,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     add_run_options(parser, RESULTS, max_load=True)
     args = parser.parse_args(argv)
     try:
-        configs = [Config.parse(c) for c in args.configs.split(",")]
+        configs = [GunicornShape.parse(c) for c in args.configs.split(",")]
         args.rates = _numbers(float, args.rates)
         args.clients = _numbers(int, args.clients)
     except ValueError:
