@@ -223,13 +223,12 @@ def _insert_new(ctx: Context, rows: list[dict[str, Any]],
                 where: Callable[[int], str]) -> tuple[list[Enqueued], list[dict[str, Any]]]:
     """One transaction: the do-not-call check, the idempotency lookup, one INSERT of the rest."""
     with ctx.database.session() as session:
-        listed = _lookup(session, DoNotCall.number, DoNotCall.number, {r["to"] for r in rows})
+        listed = _lookup(session, DoNotCall.number, {r["to"] for r in rows})
         for index, row in enumerate(rows):
             if row["to"] in listed:
                 raise ValueError(f"{where(index)}to: {row['to']} is on the do-not-call list")
         keys = {r["idempotency_key"] for r in rows if r["idempotency_key"]}
-        stored = _lookup(session, Job.idempotency_key, Job.id, keys)
-        hashes = _lookup(session, Job.idempotency_key, Job.request_hash, keys)
+        stored = _lookup(session, Job.idempotency_key, keys, Job.id, Job.request_hash)
         enqueued, new = [], []
         for index, row in enumerate(rows):
             key = row["idempotency_key"]
@@ -237,14 +236,15 @@ def _insert_new(ctx: Context, rows: list[dict[str, Any]],
                 new.append(row)
                 enqueued.append(Enqueued(row["id"], created=True))
                 if key is not None:
-                    stored[key], hashes[key] = row["id"], row["request_hash"]
-            elif hashes.get(key) not in (None, row["request_hash"]):
-                # None: stored before requests were fingerprinted; the key alone decides.
+                    stored[key] = (row["id"], row["request_hash"])
+                continue
+            job_id, fingerprint = stored[key]
+            # A job stored without a fingerprint: its key alone decides.
+            if fingerprint not in (None, row["request_hash"]):
                 raise IdempotencyConflict(
-                    f"{where(index)}idempotency_key: {key!r} is job {stored[key]}, "
+                    f"{where(index)}idempotency_key: {key!r} is job {job_id}, "
                     "enqueued with different arguments")
-            else:
-                enqueued.append(Enqueued(stored[key], created=False))
+            enqueued.append(Enqueued(job_id, created=False))
         if new:
             # Core executemany: SQLAlchemy batches it into multi-row INSERTs, with none of
             # the ORM's per-object bookkeeping.
@@ -252,11 +252,13 @@ def _insert_new(ctx: Context, rows: list[dict[str, Any]],
     return enqueued, new
 
 
-def _lookup(session: Session, key: Any, value: Any, wanted: set[str]) -> dict[str, str]:
-    """{key: value} of the rows whose key is in wanted, a chunk of keys per statement."""
-    found: dict[str, str] = {}
+def _lookup(session: Session, key: Any, wanted: set[str],
+            *columns: Any) -> dict[str, tuple[Any, ...]]:
+    """{key: (columns...)} of the rows whose key is in wanted, a chunk of keys per statement."""
+    found: dict[str, tuple[Any, ...]] = {}
     for chunk in in_chunks(sorted(wanted)):
-        found.update(session.execute(select(key, value).where(key.in_(chunk))).all())
+        found.update((found_key, tuple(values)) for found_key, *values in session.execute(
+            select(key, *columns).where(key.in_(chunk))))
     return found
 
 
