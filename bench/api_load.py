@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,7 @@ from bench.common import (
     settle,
     write_results,
 )
+from bench.http_load import Phase, timed_post
 from bench.procstats import Profiler, Tracked, print_hot_spots, self_cpu_s
 from harness.stack import CALLER_ID, VOICE_URL, clean_environ
 from worker.demo.processes import Process, api_argv, free_port, wait_port, worker_argv
@@ -122,29 +123,6 @@ def batch_bodies(numbers: list[str], size: int) -> list[bytes]:
 
 # --- the load ---------------------------------------------------------------------------
 
-@dataclass
-class Phase:
-    """What one phase saw: latencies of the answered requests, counts per status."""
-    latencies: list[float] = field(default_factory=list)
-    statuses: dict[str, int] = field(default_factory=dict)
-    late_starts: int = 0
-
-    def done(self, status: str, latency: float | None) -> None:
-        self.statuses[status] = self.statuses.get(status, 0) + 1
-        if latency is not None:
-            self.latencies.append(latency)
-
-
-async def _post(session: aiohttp.ClientSession, url: str, body: bytes, due: float,
-                phase: Phase) -> None:
-    try:
-        async with session.post(url, data=body) as response:
-            await response.read()
-            phase.done(str(response.status), time.perf_counter() - due)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        phase.done(type(exc).__name__, None)
-
-
 def _session(token: str, connections: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=connections),
@@ -161,7 +139,7 @@ async def drain(url: str, token: str, bodies: list[bytes], clients: int) -> Phas
 
         async def client() -> None:
             for body in queue:
-                await _post(session, url, body, time.perf_counter(), phase)
+                await timed_post(session, url, body, time.perf_counter(), phase)
 
         await asyncio.gather(*(client() for _ in range(clients)))
     return phase
@@ -176,7 +154,7 @@ async def closed_loop(url: str, token: str, bodies: Iterator[bytes], clients: in
 
         async def client() -> None:
             while (now := time.perf_counter()) < stop_at:
-                await _post(session, url, next(bodies), now, phase)
+                await timed_post(session, url, next(bodies), now, phase)
 
         await asyncio.gather(*(client() for _ in range(clients)))
     return phase
@@ -195,7 +173,7 @@ async def open_loop(url: str, token: str, bodies: list[bytes], rate: float) -> P
                 await asyncio.sleep(delay)
             elif delay < -0.001:
                 phase.late_starts += 1
-            task = asyncio.create_task(_post(session, url, body, due, phase))
+            task = asyncio.create_task(timed_post(session, url, body, due, phase))
             pending.add(task)
             task.add_done_callback(pending.discard)
         if pending:

@@ -25,7 +25,7 @@ import asyncio
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -46,6 +46,7 @@ from bench.common import (
     wait_for_quiet,
     write_results,
 )
+from bench.http_load import Phase, timed_post
 from bench.procstats import Profiler, Tracked, print_hot_spots, self_cpu_s
 from harness.stack import clean_environ
 from simulator.signing import signature
@@ -96,30 +97,6 @@ def signed_callbacks(url: str, calls: int) -> list[Signed]:
     return out
 
 
-@dataclass
-class Phase:
-    """What one phase saw: latencies of the answered requests, counts per status."""
-    latencies: list[float] = field(default_factory=list)
-    statuses: dict[str, int] = field(default_factory=dict)
-    late_starts: int = 0  # open loop: requests the generator sent > 1 ms after their time
-
-    def done(self, status: str, latency: float | None) -> None:
-        self.statuses[status] = self.statuses.get(status, 0) + 1
-        if latency is not None:
-            self.latencies.append(latency)
-
-
-async def _post(session: aiohttp.ClientSession, url: str, item: Signed, due: float,
-                phase: Phase) -> None:
-    """One callback; latency counts from `due`, failures by exception name."""
-    try:
-        async with session.post(url, data=item.body, headers=item.headers) as response:
-            await response.read()
-            phase.done(str(response.status), time.perf_counter() - due)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        phase.done(type(exc).__name__, None)
-
-
 async def open_loop(url: str, items: list[Signed], rate: float, duration: float) -> Phase:
     """Request i is due at start + i/rate, whatever happened to the earlier ones."""
     phase = Phase()
@@ -136,7 +113,9 @@ async def open_loop(url: str, items: list[Signed], rate: float, duration: float)
                 await asyncio.sleep(delay)
             elif delay < -0.001:
                 phase.late_starts += 1
-            task = asyncio.create_task(_post(session, url, items[i % len(items)], due, phase))
+            item = items[i % len(items)]
+            task = asyncio.create_task(
+                timed_post(session, url, item.body, due, phase, item.headers))
             pending.add(task)
             task.add_done_callback(pending.discard)
         if pending:
@@ -155,7 +134,8 @@ async def closed_loop(url: str, items: list[Signed], clients: int, duration: flo
 
         async def client() -> None:
             while (now := time.perf_counter()) < stop_at:
-                await _post(session, url, items[next(counter) % len(items)], now, phase)
+                item = items[next(counter) % len(items)]
+                await timed_post(session, url, item.body, now, phase, item.headers)
 
         await asyncio.gather(*(client() for _ in range(clients)))
     return phase
