@@ -21,4 +21,6 @@ NOTIFY_QUEUE = "notify"
 QUEUES = (DIAL_QUEUE, EVENTS_QUEUE, DEFAULT_QUEUE, NOTIFY_QUEUE)
 
 STATUS_CALLBACK_PATH = "/twilio/status"
+RECORDING_CALLBACK_PATH = "/twilio/recording"
+AMD_CALLBACK_PATH = "/twilio/amd"
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
