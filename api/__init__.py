@@ -62,7 +62,8 @@ def create_app(ctx: Context | None = None) -> Flask:
 
 
 def _problem(problem: Problem) -> Response:
-    return problem_response(problem.status, problem.detail, problem.headers)
+    return problem_response(problem.status, problem.detail, problem.headers,
+                            problem.extensions)
 
 
 def _http_error(error: HTTPException) -> Response:

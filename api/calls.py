@@ -30,6 +30,7 @@ from worker.domain.statuses import JobStatus
 from worker.domain.validation import check_at
 from worker.producer.jobs import IdempotencyConflict, cancel_job, enqueue, get_jobs
 from worker.producer.notifications import jobs_notifications
+from worker.producer.redirect import NotLive, RedirectFailed, redirect_call
 from worker.producer.reports import find_jobs
 
 bp = Blueprint("calls", __name__)
@@ -37,11 +38,13 @@ bp = Blueprint("calls", __name__)
 # JSON name -> enqueue_call's argument name.
 CALL_FIELDS = {
     "to": "to", "from": "from_", "url": "url", "twiml": "twiml",
+    "application_sid": "application_sid",
     "idempotency_key": "idempotency_key", "max_attempts": "max_attempts",
     "retry_on": "retry_on", "retry_delays": "retry_delays", "campaign_id": "campaign_id",
     "metadata": "metadata", "call_options": "call_options", "scheduled_at": "at",
     "notify_url": "notify_url", "notify_each_attempt": "notify_each_attempt",
 }
+REDIRECT_FIELDS = ("url", "method", "twiml")
 MAX_BATCH = 1000
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
@@ -130,6 +133,24 @@ def cancel_call(job_id: str) -> Response:
         raise invalid(exc, 404) from None
     return jsonify({"canceled": result.canceled, "message": result.message,
                     "call": _job(job_id)})
+
+
+@bp.post("/v1/calls/<job_id>/redirect")
+@require("write")
+def redirect_live_call(job_id: str) -> Response:
+    """New instructions for the job's live call: 409 when it has none, 502 when Twilio
+    refuses or cannot be reached (the problem carries Twilio's code)."""
+    body = json_object(json_body())
+    reject_unknown(body, REDIRECT_FIELDS)
+    try:
+        result = redirect_call(context(), job_id, **body)
+    except NotLive as exc:
+        raise invalid(exc, 409) from None
+    except ValueError as exc:
+        raise invalid(exc, 404 if "no job" in str(exc) else 400) from None
+    except RedirectFailed as exc:
+        raise Problem(502, str(exc), twilio_code=exc.code) from None
+    return jsonify({"call_sid": result.call_sid, "call": _job(job_id)})
 
 
 @bp.get("/v1/calls")

@@ -31,7 +31,8 @@ bp = Blueprint("campaigns", __name__)
 
 # JSON name -> create_campaign's argument name.
 CAMPAIGN_FIELDS = {
-    "name": "name", "from": "from_", "url": "url", "twiml": "twiml", "window": "window",
+    "name": "name", "from": "from_", "url": "url", "twiml": "twiml",
+    "application_sid": "application_sid", "window": "window",
     "days": "days", "timezone": "timezone", "max_attempts": "max_attempts",
     "retry_on": "retry_on", "retry_delays": "retry_delays", "weight": "weight",
     "call_options": "call_options", "strict": "strict", "contacts": "contacts",

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
 from flask import Response
 
@@ -19,12 +20,14 @@ _FIELD = re.compile(r"^((?:calls\[\d+\]\.)?)(from_|at)(?=[:.\[])")
 class Problem(Exception):
     """Raised anywhere in a request; the app's error handler answers it as problem JSON."""
 
-    def __init__(self, status: int, detail: str,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, status: int, detail: str, headers: Mapping[str, str] | None = None,
+                 **extensions: Any) -> None:
+        """`extensions`: RFC 9457 extension members, e.g. the `twilio_code` of a refusal."""
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.headers = dict(headers or {})
+        self.extensions = extensions
 
 
 def json_field_names(message: str) -> str:
@@ -37,10 +40,11 @@ def invalid(exc: ValueError, status: int = 400) -> Problem:
     return Problem(status, json_field_names(str(exc)))
 
 
-def problem_response(status: int, detail: str,
-                     headers: Mapping[str, str] | None = None) -> Response:
+def problem_response(status: int, detail: str, headers: Mapping[str, str] | None = None,
+                     extensions: Mapping[str, Any] | None = None) -> Response:
     title = HTTPStatus(status).phrase
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
+            **(extensions or {})}
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -26,6 +26,7 @@ def job_json(job: Any) -> dict[str, Any]:
     return {
         "id": job.id, "status": job.status, "outcome": job.outcome, "to": job.to,
         "from": job.from_, "url": job.url, "twiml": job.twiml,
+        "application_sid": job.application_sid,
         "campaign_id": job.campaign_id, "idempotency_key": job.idempotency_key,
         "metadata": job.metadata_, "call_options": job.call_options,
         "max_attempts": job.max_attempts, "retry_on": job.retry_on,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
 from worker.engine.context import Context
-from worker.producer import api_keys, campaigns, dnc, jobs, notifications, reports
+from worker.producer import api_keys, campaigns, dnc, jobs, notifications, redirect, reports
 from worker.wiring import default_context
 
 P = ParamSpec("P")
@@ -37,6 +37,7 @@ enqueue_calls = _bound(jobs.enqueue_calls)
 enqueue = _bound(jobs.enqueue)
 get_job = _bound(jobs.get_job)
 cancel_job = _bound(jobs.cancel_job)
+redirect_call = _bound(redirect.redirect_call)
 job_detail = _bound(reports.job_detail)
 list_jobs = _bound(reports.list_jobs)
 find_jobs = _bound(reports.find_jobs)

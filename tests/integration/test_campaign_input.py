@@ -63,7 +63,7 @@ def test_unusable_files_store_nothing(producer_env, tmp_path, content, message):
     ({"days": "funday"}, "days:"),
     ({"timezone": "Nowhere/Else"}, "timezone:"),
     ({"weight": 0}, "weight:"),
-    ({"url": None}, "url/twiml:"),
+    ({"url": None}, "url/twiml/application_sid:"),
     ({"max_attempts": 0}, "max_attempts:"),
     ({"retry_on": ["completed"]}, "retry_on:"),
 ])

@@ -253,6 +253,36 @@ def test_cancel_a_waiting_call_then_cancel_it_again(api):
     assert again["canceled"] is False and "already canceled" in again["message"]
 
 
+
+def test_a_call_handled_by_a_twiml_application(api, api_server):
+    application_sid = "AP" + uuid.uuid4().hex
+    body = {"to": number(), "application_sid": application_sid}
+    job = api.post("/v1/calls", json=body).json()
+    assert (job["url"], job["twiml"], job["application_sid"]) == (None, None, application_sid)
+    both = {**body, "to": number(), "url": VOICE_URL}
+    assert problem(api.post("/v1/calls", json=both), 400).startswith(
+        "url/twiml/application_sid: give exactly one")
+    assert problem(api.post("/v1/calls", json={"to": number(), "application_sid": "AP12"}),
+                   400).startswith("application_sid:")
+    assert stored(api_server, both["to"]) == []
+
+
+def test_redirect_needs_a_live_call_and_names_a_bad_field(api):
+    waiting = api.post("/v1/calls", json=call(
+        scheduled_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())).json()
+    redirect = f"/v1/calls/{waiting['id']}/redirect"
+    assert "no live call" in problem(api.post(redirect, json={"url": VOICE_URL}), 409)
+    for body, named in [({}, "url/twiml:"), ({"url": VOICE_URL, "twiml": "<Response/>"},
+                                             "url/twiml:"),
+                        ({"url": "ftp://example.com/x"}, "url:"),
+                        ({"url": VOICE_URL, "method": "PUT"}, "method:"),
+                        ({"url": VOICE_URL, "to": number()}, "to: unknown field")]:
+        assert problem(api.post(redirect, json=body), 400).startswith(named), body
+    assert problem(api.post("/v1/calls/nope/redirect", json={"url": VOICE_URL}),
+                   404).startswith("job_id: no job")
+    assert api.get(f"/v1/calls/{waiting['id']}").json()["status"] == "scheduled"
+
+
 # --- do-not-call ------------------------------------------------------------------------
 
 

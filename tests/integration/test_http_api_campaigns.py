@@ -87,7 +87,7 @@ def test_a_campaign_from_a_csv_upload(api, api_server):
 
 @pytest.mark.parametrize(("body", "named"), [
     ({"url": VOICE_URL, "contacts": [{"to": "+14155550123"}]}, "name:"),
-    ({"name": "x", "contacts": [{"to": "+14155550123"}]}, "url/twiml:"),
+    ({"name": "x", "contacts": [{"to": "+14155550123"}]}, "url/twiml/application_sid:"),
     ({"name": "x", "url": VOICE_URL, "contacts": []}, "contacts:"),
     ({"name": "x", "url": VOICE_URL, "contacts": [{"to": 1}]}, "contacts[0].to:"),
     ({"name": "x", "url": VOICE_URL, "from": "no", "contacts": [{"to": "+14155550123"}]},

@@ -29,8 +29,9 @@ BAD_INPUT = [
     ({"to": "sip:nohost", "url": VOICE_URL}, "to"),
     ({"to": "client:", "url": VOICE_URL}, "to"),
     ({"to": TO, "from_": "not a number", "url": VOICE_URL}, "from_"),
-    ({"to": TO}, "url/twiml"),
-    ({"to": TO, "url": VOICE_URL, "twiml": "<Response/>"}, "url/twiml"),
+    ({"to": TO}, "url/twiml/application_sid"),
+    ({"to": TO, "url": VOICE_URL, "twiml": "<Response/>"}, "url/twiml/application_sid"),
+    ({"to": TO, "application_sid": "AP" + "0" * 31}, "application_sid"),
     ({"to": TO, "url": "ftp://example.com/x"}, "url"),
     ({"to": TO, "url": "https://bad_host.example.com/x"}, "url"),
     ({"to": TO, "url": "/relative/path"}, "url"),
@@ -70,7 +71,7 @@ def test_numbers_are_normalised_and_addresses_pass_through(producer_env):
 
 CLI_BAD = [
     (["call", "--to", "12345", "--url", VOICE_URL], "to:"),
-    (["call", "--to", TO], "url/twiml:"),
+    (["call", "--to", TO], "url/twiml/application_sid:"),
     (["call", "--to", TO, "--url", VOICE_URL, "--retry-delays", "5,x"], "--retry-delays"),
     (["call", "--to", TO, "--url", VOICE_URL, "--max-attempts", "0"], "max_attempts:"),
     (["call", "--to", TO, "--url", VOICE_URL, "--retry-on", "completed"], "retry_on:"),
@@ -79,6 +80,17 @@ CLI_BAD = [
     (["jobs", "list", "--status", "bogus"], "--status"),
     (["call", "--to", TO, "--url", VOICE_URL, "--at", "2099-01-02T09:00"], "at:"),
     (["call", "--to", TO, "--url", VOICE_URL, "--at", "tomorrow"], "at:"),
+    (["call", "--to", TO, "--url", VOICE_URL, "--timeout", "601"], "--timeout: must be from"),
+    (["call", "--to", TO, "--url", VOICE_URL, "--timeout", "ten"], "--timeout"),
+    (["call", "--to", TO, "--url", VOICE_URL, "--time-limit", "99999"], "--time-limit:"),
+    (["call", "--to", TO, "--url", VOICE_URL, "--machine-detection", "Foo"],
+     "--machine-detection:"),
+    (["call", "--to", TO, "--url", VOICE_URL, "--async-amd"], "--async-amd: needs"),
+    (["call", "--to", TO, "--url", VOICE_URL, "--send-digits", "abc"], "--send-digits:"),
+    (["call", "--to", TO, "--url", VOICE_URL, "--caller-id", "12"], "--caller-id:"),
+    (["call", "--to", TO, "--application-sid", "AP1"], "application_sid:"),
+    (["job", "redirect", "nope", "--url", VOICE_URL], "job_id: no job"),
+    (["job", "redirect", "nope", "--twiml", ""], "twiml:"),
 ]
 
 
@@ -117,6 +129,25 @@ def test_cli_call_show_and_list(producer_env):
                                "--json").stdout)
     assert [j["id"] for j in listed] == [job["id"]]
     assert job_count() == 1
+
+
+def test_cli_call_options_and_an_application_are_stored(producer_env):
+    application_sid = "AP" + "0f" * 16
+    created = dialer(producer_env, "call", "--to", TO, "--application-sid", application_sid,
+                     "--timeout", "25", "--time-limit", "600", "--record",
+                     "--machine-detection", "DetectMessageEnd", "--async-amd",
+                     "--send-digits", "ww101#", "--caller-id", "client:desk", "--json")
+    assert created.returncode == 0, created.stderr
+    job = json.loads(created.stdout)
+    assert (job["url"], job["application_sid"]) == (None, application_sid)
+    assert job["call_options"] == {
+        "timeout": 25, "time_limit": 600, "record": True,
+        "machine_detection": "DetectMessageEnd", "async_amd": True,
+        "send_digits": "ww101#", "caller_id": "client:desk"}
+    waiting = dialer(producer_env, "job", "redirect", job["id"], "--url", VOICE_URL)
+    assert waiting.returncode == 1 and "Traceback" not in waiting.stderr
+    assert waiting.stderr.strip() == (f"Error: job_id: job {job['id']} is queued with no live "
+                                      "call to redirect")
 
 
 def test_cli_call_at_a_time_is_scheduled_and_not_published(producer_env):

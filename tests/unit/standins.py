@@ -110,6 +110,8 @@ class FakeTwilio:
         self.calls: dict[str, FakeCall] = {}
         self.creates: list[dict[str, Any]] = []  # the params of every create, failed or not
         self.ended: list[tuple[str, str]] = []  # (call_sid, status) of every end_call
+        self.redirects: list[tuple[str, dict[str, str]]] = []  # (call_sid, params) of each
+        self.redirect_failure: Exception | None = None  # raised by the next redirect_call
         self._failures: dict[str, deque[tuple[Exception, bool]]] = {}
         self._sequence: dict[str, int] = {}
 
@@ -161,6 +163,19 @@ class FakeTwilio:
         self.ended.append((call_sid, status))
         if self.calls[call_sid].status not in TERMINAL_CALL_STATUSES:
             self.set_status(call_sid, status)
+        return dataclasses.replace(self.calls[call_sid])
+
+    def redirect_call(self, call_sid: str, params: dict[str, str]) -> FakeCall:
+        """As Twilio: a call not in progress cannot be redirected (21220)."""
+        if self.redirect_failure is not None:
+            failure, self.redirect_failure = self.redirect_failure, None
+            raise failure
+        if call_sid not in self.calls:
+            raise not_found(call_sid)
+        if self.calls[call_sid].status in TERMINAL_CALL_STATUSES:
+            raise TwilioRestException(status=400, uri=f"/Calls/{call_sid}.json", code=21220,
+                                      msg="Call is not in-progress. Cannot redirect.")
+        self.redirects.append((call_sid, dict(params)))
         return dataclasses.replace(self.calls[call_sid])
 
     def list_calls(self, to: str, from_: str, limit: int) -> list[FakeCall]:

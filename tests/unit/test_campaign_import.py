@@ -12,7 +12,9 @@ import pytest
 from phonenumbers import timezone as number_zones
 
 from worker.domain.validation import recipient, recipients
+from worker.engine.context import Context
 from worker.producer import campaigns
+from worker.producer.jobs import get_jobs
 
 
 def example_numbers() -> list[str]:
@@ -89,3 +91,50 @@ def test_contacts_are_read_as_dictreader_reads_them(tmp_path: Path, text: str):
     expected = [(reader.line_num, {k: (v or "").strip() for k, v in row.items()
                                    if k is not None}) for row in reader]
     assert list(campaigns.read_contacts(path)) == expected
+
+
+# --- call options per row -----------------------------------------------------------------
+
+def test_a_row_without_its_own_options_takes_the_campaigns() -> None:
+    assert campaigns.row_call_options({"to": "+14155550123", "send_digits": " "},
+                                      {"timeout": 20}) is None
+
+
+def test_a_rows_options_override_the_campaigns_and_are_checked_together() -> None:
+    row = {"to": "+14155550123", "send_digits": "ww123#", "timeout": " 45 ",
+           "machine_detection": "Enable"}
+    assert campaigns.row_call_options(row, {"timeout": 20, "record": True}) == {
+        "timeout": 45, "record": True, "send_digits": "ww123#", "machine_detection": "Enable"}
+
+
+@pytest.mark.parametrize(("row", "field"), [
+    ({"timeout": "ten"}, "timeout:"), ({"timeout": "700"}, "timeout:"),
+    ({"time_limit": "-5"}, "time_limit:"), ({"time_limit": "²"}, "time_limit:"),
+    ({"send_digits": "call me"}, "send_digits:"),
+    ({"machine_detection": "maybe"}, "machine_detection:"),
+])
+def test_a_bad_row_option_names_its_column(row: dict[str, str], field: str) -> None:
+    with pytest.raises(ValueError, match=f"^{field}"):
+        campaigns.row_call_options(row, {})
+
+
+def test_rows_are_stored_with_their_own_options_and_the_application(
+        engine_ctx: Context) -> None:
+    application_sid = "AP" + "cd" * 16
+    result = campaigns.create_campaign(
+        engine_ctx, "extensions", application_sid=application_sid,
+        call_options={"timeout": 30}, contacts=[
+            {"to": "+14155550123", "send_digits": "ww101#", "floor": "3"},
+            {"to": "+14155550124"},
+            {"to": "+14155550125", "send_digits": "call me"}])
+
+    assert (result.imported, result.invalid) == (2, [(4, result.invalid[0][1])])
+    assert result.invalid[0][1].startswith("send_digits:")
+    jobs = {job["to"]: job for job in campaigns.export_rows(engine_ctx, result.campaign_id)}
+    stored = {job.to: job for job in get_jobs(engine_ctx, [j["job_id"] for j in jobs.values()])
+              .values()}
+    assert stored["+14155550123"].call_options == {"timeout": 30, "send_digits": "ww101#"}
+    assert stored["+14155550123"].metadata_ == {"floor": "3"}
+    assert stored["+14155550124"].call_options == {"timeout": 30}
+    assert {job.application_sid for job in stored.values()} == {application_sid}
+    assert {job.url for job in stored.values()} == {None}

@@ -89,6 +89,19 @@ def test_dial_creates_the_call_with_the_documented_params(
     assert (attempt.ordinal, attempt.status, attempt.call_sid) == (1, "queued", *twilio.calls)
 
 
+def test_an_application_job_creates_with_the_application_sid_alone(
+        engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio) -> None:
+    application_sid = "AP" + "ab" * 16
+    job_id = enqueue_call(engine_ctx, TO, application_sid=application_sid)
+
+    dial(engine_ctx, broker.take())
+
+    (params,) = twilio.creates
+    assert params["application_sid"] == application_sid
+    assert "url" not in params and "twiml" not in params
+    assert job(engine_ctx, job_id).application_sid == application_sid
+
+
 def test_redelivered_dial_message_places_no_second_call(
         engine_ctx: Context, twilio: FakeTwilio, dialed: Dialed) -> None:
     dial(engine_ctx, dialed.job_id)

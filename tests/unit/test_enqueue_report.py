@@ -65,7 +65,7 @@ def test_the_three_entry_points_are_one_path(engine_ctx: Context) -> None:
 @pytest.mark.parametrize(("call", "message"), [
     ({"to": "12345", "url": VOICE_URL}, "to: "),
     ({"url": VOICE_URL}, "to: "),
-    ({"to": TO}, "url/twiml: "),
+    ({"to": TO}, "url/twiml/application_sid: "),
     ({"to": TO, "url": VOICE_URL, "colour": "red"}, "colour: not an argument"),
     ({"to": TO, "url": VOICE_URL, "at": "tomorrow"}, "at: "),
     ({"to": TO, "url": VOICE_URL, "max_attempts": 0}, "max_attempts: "),

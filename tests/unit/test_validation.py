@@ -327,7 +327,43 @@ def test_the_options_under_test_are_exactly_the_allowed_ones():
 
 @pytest.mark.parametrize("name", sorted(VALID_OPTIONS))
 def test_each_allowed_option_is_accepted_alone(name):
-    assert check_call_options({name: VALID_OPTIONS[name]}) == {name: VALID_OPTIONS[name]}
+    # Asynchronous detection is a way of detecting: it comes with machine_detection.
+    needs = {"machine_detection": "Enable"} if name == "async_amd" else {}
+    options = {name: VALID_OPTIONS[name], **needs}
+    assert check_call_options(options) == options
+
+
+def test_async_amd_without_machine_detection_is_an_error():
+    error_of("call_options.async_amd", check_call_options, {"async_amd": True})
+    assert check_call_options({"async_amd": False}) == {"async_amd": False}
+
+
+@pytest.mark.parametrize(("name", "low", "high"), [
+    ("timeout", 1, 600), ("time_limit", 1, 86_400), ("machine_detection_timeout", 3, 59)])
+def test_whole_number_options_keep_to_twilios_bounds(name, low, high):
+    assert check_call_options({name: low}) == {name: low}
+    assert check_call_options({name: high}) == {name: high}
+    for outside in (low - 1, high + 1, 10**30):
+        message = error_of(f"call_options.{name}", check_call_options, {name: outside})
+        assert f"from {low} to {high}" in message
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("machine_detection", "Foo"), ("machine_detection", "enable"),
+    ("recording_channels", "stereo"), ("trim", "yes"), ("method", "PUT"),
+    ("recording_status_callback_method", "get"),
+    ("send_digits", "abc"), ("send_digits", ""), ("send_digits", "1" * 33),
+    ("send_digits", "12 34"),
+    ("recording_status_callback_event", []),
+    ("recording_status_callback_event", ["completed", "failed"]),
+])
+def test_options_outside_twilios_choices_are_errors(name, value):
+    error_of(f"call_options.{name}", check_call_options, {name: value})
+
+
+@pytest.mark.parametrize("digits", ["1", "wwww1234#", "ABCD*#0W9", "1" * 32])
+def test_send_digits_takes_twilios_keys_and_pauses(digits):
+    assert check_call_options({"send_digits": digits}) == {"send_digits": digits}
 
 
 def test_all_allowed_options_together():
@@ -496,18 +532,34 @@ def test_max_attempts_rejects_what_is_not_a_positive_whole_number(value):
 TWIML = "<Response><Say>Hello</Say></Response>"
 
 
+APPLICATION_SID = "AP" + "0123456789abcdef" * 2
+
+
 def test_voice_instructions_by_url():
     assert check_voice_instructions(" https://example.com/voice ", None) == (
-        "https://example.com/voice", None)
+        "https://example.com/voice", None, None)
 
 
 def test_voice_instructions_by_twiml():
-    assert check_voice_instructions(None, TWIML) == (None, TWIML)
+    assert check_voice_instructions(None, TWIML) == (None, TWIML, None)
 
 
-def test_voice_instructions_need_exactly_one_of_url_and_twiml():
-    error_of("url/twiml", check_voice_instructions, None, None)
-    error_of("url/twiml", check_voice_instructions, "https://example.com/voice", TWIML)
+def test_voice_instructions_by_application():
+    assert check_voice_instructions(None, None, f" {APPLICATION_SID} ") == (
+        None, None, APPLICATION_SID)
+
+
+@pytest.mark.parametrize("sid", ["", "AP123", "PN" + "0" * 32, APPLICATION_SID + "0",
+                                 "AP" + "g" * 32, 5])
+def test_voice_instructions_check_the_application_sid(sid):
+    error_of("application_sid", check_voice_instructions, None, None, sid)
+
+
+@pytest.mark.parametrize("given", [
+    (None, None, None), ("https://example.com/voice", TWIML, None),
+    ("https://example.com/voice", None, APPLICATION_SID), (None, TWIML, APPLICATION_SID)])
+def test_voice_instructions_need_exactly_one_of_url_twiml_and_application(given):
+    error_of("url/twiml/application_sid", check_voice_instructions, *given)
 
 
 @pytest.mark.parametrize("url", ["", "ftp://example.com/x", "https://bad_host/x", 5])
@@ -524,7 +576,7 @@ def test_twiml_size_limit():
     padding = "<Say>" + "x" * MAX_TWIML_BYTES + "</Say>"
     at_limit = ("<Response>" + padding)[: MAX_TWIML_BYTES - len("</Response>")] + "</Response>"
     assert len(at_limit.encode()) == MAX_TWIML_BYTES == 4000
-    assert check_voice_instructions(None, at_limit) == (None, at_limit)
+    assert check_voice_instructions(None, at_limit) == (None, at_limit, None)
     over = at_limit[:-len("</Response>")] + "x</Response>"
     message = error_of("twiml", check_voice_instructions, None, over)
     assert "4000" in message

@@ -52,5 +52,9 @@ class TwilioCalls:
         """`canceled` ends a queued or ringing call; `completed` hangs up an answered one."""
         return self.client.calls(call_sid).update(status=status)
 
+    def redirect_call(self, call_sid: str, params: dict[str, str]) -> CallInstance:
+        """New instructions (url and method, or twiml) for a live call, which goes on."""
+        return self.client.calls(call_sid).update(**params)
+
     def list_calls(self, to: str, from_: str, limit: int) -> list[CallInstance]:
         return self.client.calls.list(to=to, from_=from_, limit=limit)

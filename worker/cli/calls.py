@@ -12,9 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from worker import api
+from worker.cli.call_options import call_option_flags
 from worker.cli.errors import friendly_errors
 from worker.domain.statuses import JobStatus
 from worker.logs import mask
+from worker.producer.redirect import RedirectFailed
 from worker.producer.reports import job_as_dict
 from worker.settings import parse_delays
 
@@ -26,6 +28,7 @@ console = Console()
 @click.option("--from", "from_", help="Caller ID (default: DIALER_DEFAULT_FROM).")
 @click.option("--url", help="TwiML URL Twilio fetches when the call connects.")
 @click.option("--twiml", help="Inline TwiML instead of --url.")
+@click.option("--application-sid", help="A TwiML application (AP...) instead of --url.")
 @click.option("--idempotency-key", help="The same key returns the same job.")
 @click.option("--max-attempts", type=int, help="Attempts before giving up.")
 @click.option("--retry-delays", help="Seconds before attempt 2, 3, ... e.g. 300,900.")
@@ -37,13 +40,16 @@ console = Console()
               help="Also POST an event after each attempt.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 @friendly_errors
+@call_option_flags
 def call(to: str, from_: str | None, url: str | None, twiml: str | None,
-         idempotency_key: str | None, max_attempts: int | None, retry_delays: str | None,
-         retry_on: str | None, at: str | None, notify_url: str | None,
-         notify_each_attempt: bool, as_json: bool) -> None:
+         application_sid: str | None, idempotency_key: str | None, max_attempts: int | None,
+         retry_delays: str | None, retry_on: str | None, at: str | None,
+         notify_url: str | None, notify_each_attempt: bool, as_json: bool,
+         call_options: dict[str, Any]) -> None:
     """Enqueue one call."""
     job_id = api.enqueue_call(
-        to, from_, url=url, twiml=twiml, idempotency_key=idempotency_key,
+        to, from_, url=url, twiml=twiml, application_sid=application_sid,
+        call_options=call_options, idempotency_key=idempotency_key,
         max_attempts=max_attempts,
         retry_delays=parse_delays(retry_delays, "--retry-delays") if retry_delays else None,
         retry_on=retry_on.split(",") if retry_on else None, at=at, notify_url=notify_url,
@@ -57,7 +63,7 @@ def call(to: str, from_: str | None, url: str | None, twiml: str | None,
 
 @click.group()
 def job() -> None:
-    """One job: show or cancel."""
+    """One job: show, cancel, redirect its live call."""
 
 
 @job.command("show")
@@ -117,6 +123,22 @@ def job_cancel(job_id: str, as_json: bool) -> None:
         click.echo(f"{job_id}: {result.message}")
     if not result.canceled:
         sys.exit(3)
+
+
+@job.command("redirect")
+@click.argument("job_id")
+@click.option("--url", help="New TwiML URL for the live call.")
+@click.option("--method", type=click.Choice(["GET", "POST"], case_sensitive=False),
+              help="How Twilio requests --url (default POST).")
+@click.option("--twiml", help="New TwiML for the live call, instead of --url.")
+@friendly_errors
+def job_redirect(job_id: str, url: str | None, method: str | None, twiml: str | None) -> None:
+    """Give a job's live call new instructions; the call goes on with them."""
+    try:
+        result = api.redirect_call(job_id, url=url, twiml=twiml, method=method)
+    except RedirectFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{job_id}: call {result.call_sid} redirected")
 
 
 @click.group()

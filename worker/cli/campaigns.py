@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from worker import api
+from worker.cli.call_options import call_option_flags
 from worker.cli.errors import friendly_errors
 from worker.domain.statuses import CampaignStatus
 from worker.settings import parse_delays
@@ -32,6 +33,7 @@ def campaign() -> None:
 @click.option("--from", "from_", help="Caller ID (default: DIALER_DEFAULT_FROM).")
 @click.option("--url", help="TwiML URL Twilio fetches when a call connects.")
 @click.option("--twiml", help="Inline TwiML instead of --url.")
+@click.option("--application-sid", help="A TwiML application (AP...) instead of --url.")
 @click.option("--window", help="Calling hours in the recipient's local time, e.g. 09:00-20:00.")
 @click.option("--days", help="Days the window applies, e.g. mon-fri (default: every day).")
 @click.option("--timezone", default="UTC", show_default=True,
@@ -47,7 +49,9 @@ def campaign() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @friendly_errors
+@call_option_flags
 def campaign_create(name: str, from_: str | None, url: str | None, twiml: str | None,
+                    application_sid: str | None, call_options: dict[str, Any],
                     window: str | None, days: str | None, timezone: str,
                     max_attempts: int | None, retry_delays: str | None, retry_on: str | None,
                     weight: int, strict: bool, start_at: str | None, end_at: str | None,
@@ -55,7 +59,8 @@ def campaign_create(name: str, from_: str | None, url: str | None, twiml: str | 
     """Create a campaign from a CSV file (a `to` column; optional `timezone`, `name`;
     every other column is kept with the job)."""
     kwargs: dict[str, Any] = dict(
-        url=url, twiml=twiml, window=window, days=days, timezone=timezone,
+        url=url, twiml=twiml, application_sid=application_sid, call_options=call_options,
+        window=window, days=days, timezone=timezone,
         max_attempts=max_attempts, weight=weight, strict=strict, start_at=start_at,
         end_at=end_at,
         retry_delays=parse_delays(retry_delays, "--retry-delays") if retry_delays else None,

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -23,6 +23,9 @@ from worker.domain.windows import zone
 _SIP = re.compile(r"sip:[^@\s]+@[A-Za-z0-9.\-]+(:\d+)?(;[^\s]*)?", re.IGNORECASE)
 _CLIENT = re.compile(r"client:[A-Za-z0-9_\-.]{1,256}")
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_APPLICATION_SID = re.compile(r"AP[0-9a-fA-F]{32}")
+# The field a missing or ambiguous choice of what a call does is reported under.
+VOICE_FIELDS = "url/twiml/application_sid"
 
 MAX_TWIML_BYTES = 4000  # Twilio's limit on the Twiml parameter
 
@@ -47,6 +50,18 @@ CALL_OPTIONS: dict[str, type] = {
     "method": str,
 }
 _URL_OPTIONS = ("recording_status_callback", "async_amd_status_callback")
+# Twilio's documented bounds (Calls.create); TimeLimit's 24 h is the longest call there is.
+_OPTION_RANGES = {"timeout": (1, 600), "time_limit": (1, 86_400),
+                  "machine_detection_timeout": (3, 59)}
+_OPTION_CHOICES = {
+    "machine_detection": ("Enable", "DetectMessageEnd"),
+    "recording_channels": ("mono", "dual"),
+    "trim": ("trim-silence", "do-not-trim"),
+    "method": ("GET", "POST"),
+    "recording_status_callback_method": ("GET", "POST"),
+}
+_SEND_DIGITS = re.compile(r"[0-9A-D#*wW]{1,32}")
+_RECORDING_EVENTS = ("in-progress", "completed", "absent")
 _TYPE_NAMES = {int: "a whole number", bool: "true or false", str: "a string", list: "a list"}
 
 
@@ -161,6 +176,8 @@ def check_url(value: object, field_name: str) -> str:
 
 
 def check_call_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Each option typed and within the bounds Twilio documents, so a bad one fails here,
+    naming it, instead of at the create (or, for a number, when a retry time overflows)."""
     if options is None:
         return {}
     if not isinstance(options, Mapping):
@@ -176,14 +193,35 @@ def check_call_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ValueError(
                 f"call_options.{name}: must be {_TYPE_NAMES[expected]}, got {value!r}")
-        if name in _URL_OPTIONS:
-            value = check_url(value, f"call_options.{name}")
-        if name == "caller_id":
-            value = normalize_from(value, "call_options.caller_id")
-        if expected is int and value <= 0:
-            raise ValueError(f"call_options.{name}: must be greater than 0, got {value!r}")
-        checked[name] = value
+        checked[name] = _check_option(name, value)
+    if checked.get("async_amd") and "machine_detection" not in checked:
+        raise ValueError("call_options.async_amd: needs machine_detection "
+                         "(Enable or DetectMessageEnd)")
     return checked
+
+
+def _check_option(name: str, value: Any) -> Any:
+    field_name = f"call_options.{name}"
+    if name in _URL_OPTIONS:
+        return check_url(value, field_name)
+    if name == "caller_id":
+        return normalize_from(value, field_name)
+    if name in _OPTION_RANGES:
+        low, high = _OPTION_RANGES[name]
+        if not low <= value <= high:
+            raise ValueError(f"{field_name}: must be from {low} to {high}, got {value!r}")
+    if name in _OPTION_CHOICES and value not in _OPTION_CHOICES[name]:
+        raise ValueError(f"{field_name}: must be one of "
+                         f"{', '.join(_OPTION_CHOICES[name])}, got {value!r}")
+    if name == "send_digits" and not _SEND_DIGITS.fullmatch(value):
+        raise ValueError(f"{field_name}: up to 32 of 0-9, A-D, # and *, with w (half a second) "
+                         f"and W (a second) for pauses, got {value!r}")
+    if name == "recording_status_callback_event":
+        unknown = [e for e in value if e not in _RECORDING_EVENTS]
+        if not value or unknown:
+            raise ValueError(f"{field_name}: a non-empty list of "
+                             f"{', '.join(_RECORDING_EVENTS)}, got {value!r}")
+    return value
 
 
 def check_retry_on(values: Iterable[str] | None, default: tuple[str, ...]) -> list[str]:
@@ -225,16 +263,39 @@ def check_max_attempts(value: int | None, default: int) -> int:
     return value
 
 
-def check_voice_instructions(url: str | None, twiml: str | None) -> tuple[str | None, str | None]:
-    if (url is None) == (twiml is None):
-        raise ValueError("url/twiml: give exactly one of url or twiml")
+class VoiceInstructions(NamedTuple):
+    """What a call does once connected: exactly one of the three is set."""
+
+    url: str | None
+    twiml: str | None
+    application_sid: str | None
+
+
+def check_voice_instructions(url: str | None, twiml: str | None,
+                             application_sid: str | None = None) -> VoiceInstructions:
+    """Twilio's three ways to say what a call does: a TwiML URL, TwiML itself, or the voice
+    URL of a TwiML application (whose own status callback then replaces ours)."""
+    given = [value for value in (url, twiml, application_sid) if value is not None]
+    if len(given) != 1:
+        raise ValueError(f"{VOICE_FIELDS}: give exactly one of url, twiml or application_sid")
     if url is not None:
-        return check_url(url, "url"), None
+        return VoiceInstructions(check_url(url, "url"), None, None)
+    if application_sid is not None:
+        if not isinstance(application_sid, str) or not _APPLICATION_SID.fullmatch(
+                application_sid.strip()):
+            raise ValueError(f"application_sid: {application_sid!r} is not an application SID "
+                             "(AP followed by 32 hex digits)")
+        return VoiceInstructions(None, None, application_sid.strip())
+    twiml = check_twiml(twiml, "twiml")
+    return VoiceInstructions(None, twiml, None)
+
+
+def check_twiml(twiml: object, field_name: str) -> str:
     if not isinstance(twiml, str) or not twiml.strip():
-        raise ValueError("twiml: must be a non-empty TwiML document")
+        raise ValueError(f"{field_name}: must be a non-empty TwiML document")
     if len(twiml.encode()) > MAX_TWIML_BYTES:
-        raise ValueError(f"twiml: longer than Twilio's limit of {MAX_TWIML_BYTES} bytes")
-    return None, twiml
+        raise ValueError(f"{field_name}: longer than Twilio's limit of {MAX_TWIML_BYTES} bytes")
+    return twiml
 
 
 def check_at(value: object, field_name: str = "at") -> datetime | None:

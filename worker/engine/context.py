@@ -42,6 +42,8 @@ class Calls(Protocol):
 
     def list_calls(self, to: str, from_: str, limit: int) -> list[Any]: ...
 
+    def redirect_call(self, call_sid: str, params: dict[str, str]) -> Any: ...
+
 
 class Pacer(Protocol):
     def reserve(self) -> float:

@@ -66,7 +66,8 @@ class Claimed:
 
 
 # What create_params reads of a job.
-CREATE_COLUMNS = (Job.attempts, Job.to, Job.from_, Job.url, Job.twiml, Job.call_options)
+CREATE_COLUMNS = (Job.attempts, Job.to, Job.from_, Job.url, Job.twiml, Job.application_sid,
+                  Job.call_options)
 
 
 def create_params(settings: Settings, job: Any) -> dict[str, Any]:
@@ -81,8 +82,12 @@ def create_params(settings: Settings, job: Any) -> dict[str, Any]:
     }
     if job.url is not None:
         params["url"] = job.url
-    else:
+    elif job.twiml is not None:
         params["twiml"] = job.twiml
+    else:
+        # Twilio then calls the application's status callback instead of ours; see
+        # docs/ARCHITECTURE.md on what the dialer learns of such a call.
+        params["application_sid"] = job.application_sid
     return params
 
 

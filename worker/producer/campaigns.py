@@ -47,8 +47,14 @@ from worker.store.models import Attempt, Campaign, Job
 
 log = logging.getLogger(__name__)
 
-RESERVED_COLUMNS = ("to", "timezone")
+# Columns that override the campaign's call options for their row (an extension to dial,
+# a longer ring); the value is text, as a CSV cell is. Every other column is the job's metadata.
+ROW_CALL_OPTIONS: dict[str, type] = {"send_digits": str, "timeout": int, "time_limit": int,
+                                     "machine_detection": str}
+RESERVED_COLUMNS = ("to", "timezone", *ROW_CALL_OPTIONS)
 CAMPAIGN_PRIORITY = 1  # single calls (0) go first
+# A contact ready to store: to, metadata, time zones, its own call options (None: the campaign's).
+Contact = tuple[str, dict[str, Any], tuple[str, ...], dict[str, Any] | None]
 PAUSE_DRAIN_S = 30.0  # how long pause waits for creates already being sent
 MAX_REPORTED_ERRORS = 1000
 CHECK_CHUNK = 5000  # rows per unit of work when numbers are checked in several processes
@@ -98,6 +104,7 @@ def create_campaign(
     contacts: Path | str | Iterable[Mapping[str, str]],
     url: str | None = None,
     twiml: str | None = None,
+    application_sid: str | None = None,
     window: str | None = None,
     days: str | None = None,
     timezone: str = "UTC",
@@ -130,7 +137,7 @@ def create_campaign(
         raise ValueError("notify_each_attempt: needs a notify_url")
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ValueError("name: must be a non-empty name of at most 200 characters")
-    url, twiml = validation.check_voice_instructions(url, twiml)
+    voice = validation.check_voice_instructions(url, twiml, application_sid)
     parsed_window = parse_window(window, days)
     zone(timezone, "timezone")
     if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 1000:
@@ -143,7 +150,7 @@ def create_campaign(
     campaign = {
         "id": uuid.uuid4().hex, "name": name.strip(),
         "from_": validation.normalize_from(from_ if from_ is not None else settings.default_from),
-        "url": url, "twiml": twiml, "call_options": validation.check_call_options(call_options),
+        **voice._asdict(), "call_options": validation.check_call_options(call_options),
         "max_attempts": validation.check_max_attempts(max_attempts, settings.max_attempts),
         "retry_on": validation.check_retry_on(retry_on, settings.retry_on),
         "retry_delays": validation.check_retry_delays(retry_delays, settings.retry_delays),
@@ -203,14 +210,40 @@ def _checked(pairs: list[tuple[object, str | None]], default: str,
                 progress(len(chunk))
 
 
+def row_call_options(row: Mapping[str, Any], campaign_options: dict[str, Any]
+                     ) -> dict[str, Any] | None:
+    """The campaign's call options with the row's own (ROW_CALL_OPTIONS columns not left
+    empty), checked together; None when the row gives none. ValueError names the column.
+
+    A CSV cell is text; a JSON row may give a number as a number."""
+    options = dict(campaign_options)
+    for name, kind in ROW_CALL_OPTIONS.items():
+        value = row.get(name)
+        if isinstance(value, str):
+            value = value.strip()
+            if kind is int and value:
+                if not value.isascii() or not value.isdigit():
+                    raise ValueError(f"{name}: must be a whole number, got {row[name]!r}")
+                value = int(value)
+        if value not in (None, ""):
+            options[name] = value
+    if options == campaign_options:
+        return None
+    try:
+        return validation.check_call_options(options)
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("call_options.")) from None
+
+
 def _prepare_jobs(rows: Iterable[tuple[int, dict[str, str]]], campaign: dict[str, Any],
                   window: Window, blocked: set[str], progress: Callable[[int], None] | None
-                  ) -> tuple[ImportResult, list[tuple[str, dict[str, Any], tuple[str, ...]]]]:
-    """The checked rows as (to, metadata, zones), in file order, and what was left out."""
+                  ) -> tuple[ImportResult, list[Contact]]:
+    """The checked rows as (to, metadata, zones, call options or None for the campaign's), in
+    file order, and what was left out."""
     rows = list(rows)
     result = ImportResult(None, rows=len(rows))
     seen: set[str] = set()
-    jobs: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
+    jobs: list[Contact] = []
     now = utcnow()
     opens: dict[tuple[str, ...], bool] = {}
     checked = _checked([(row.get("to", ""), row.get("timezone") or None) for _, row in rows],
@@ -218,6 +251,11 @@ def _prepare_jobs(rows: Iterable[tuple[int, dict[str, str]]], campaign: dict[str
     for (line, row), outcome in zip(rows, checked, strict=True):
         if isinstance(outcome, str):
             result.invalid.append((line, outcome))
+            continue
+        try:
+            options = row_call_options(row, campaign["call_options"])
+        except ValueError as exc:
+            result.invalid.append((line, str(exc)))
             continue
         to, zones = outcome
         if zones not in opens:
@@ -233,20 +271,20 @@ def _prepare_jobs(rows: Iterable[tuple[int, dict[str, str]]], campaign: dict[str
         if to in blocked:
             result.do_not_call += 1
             continue
-        jobs.append((to, {k: v for k, v in row.items() if k not in RESERVED_COLUMNS}, zones))
+        jobs.append((to, {k: v for k, v in row.items() if k not in RESERVED_COLUMNS}, zones,
+                     options))
     result.imported = len(jobs)
     del result.invalid[MAX_REPORTED_ERRORS:]
     return result, jobs
 
 
 JOB_COLUMNS = ("id", "idempotency_key", "campaign_id", "to", "from", "url", "twiml",
-               "call_options", "max_attempts", "retry_on", "retry_delays", "priority", "status",
-               "next_attempt_at", "queued_at", "attempts", "metadata", "timezones",
-               "created_at", "updated_at")
+               "application_sid", "call_options", "max_attempts", "retry_on", "retry_delays",
+               "priority", "status", "next_attempt_at", "queued_at", "attempts", "metadata",
+               "timezones", "created_at", "updated_at")
 
 
-def _store_jobs(session: Session, campaign: dict[str, Any],
-                jobs: list[tuple[str, dict[str, Any], tuple[str, ...]]]) -> None:
+def _store_jobs(session: Session, campaign: dict[str, Any], jobs: list[Contact]) -> None:
     """Insert the jobs through the driver: executemany on SQLite, COPY on PostgreSQL.
 
     The rows are what an insert() would store: JSON as the engine's serializer (json.dumps,
@@ -262,15 +300,17 @@ def _store_jobs(session: Session, campaign: dict[str, Any],
     due = stamp(first) if stamp else first
     zone_lists: dict[tuple[str, ...], str] = {}
     head = (None, campaign["id"])
-    middle = (campaign["from_"], campaign["url"], campaign["twiml"],
-              json.dumps(campaign["call_options"]), campaign["max_attempts"],
-              json.dumps(campaign["retry_on"]), json.dumps(campaign["retry_delays"]),
-              CAMPAIGN_PRIORITY, JobStatus.SCHEDULED.value, due, None, 0)
+    voice = (campaign["from_"], campaign["url"], campaign["twiml"], campaign["application_sid"])
+    shared_options = json.dumps(campaign["call_options"])
+    policy = (campaign["max_attempts"], json.dumps(campaign["retry_on"]),
+              json.dumps(campaign["retry_delays"]), CAMPAIGN_PRIORITY,
+              JobStatus.SCHEDULED.value, due, None, 0)
     values = (
-        (uuid.uuid4().hex, *head, to, *middle, json.dumps(meta),
+        (uuid.uuid4().hex, *head, to, *voice,
+         shared_options if options is None else json.dumps(options), *policy, json.dumps(meta),
          zone_lists.get(zones) or zone_lists.setdefault(zones, json.dumps(list(zones))),
          now, now)
-        for to, meta, zones in jobs)
+        for to, meta, zones, options in jobs)
     names = ", ".join(dialect.identifier_preparer.quote(c) for c in JOB_COLUMNS)
     if dialect.name == "postgresql":
         cursor = connection.connection.driver_connection.cursor()

@@ -40,6 +40,7 @@ def enqueue_call(
     *,
     url: str | None = None,
     twiml: str | None = None,
+    application_sid: str | None = None,
     idempotency_key: str | None = None,
     max_attempts: int | None = None,
     retry_on: Iterable[str] | None = None,
@@ -53,6 +54,7 @@ def enqueue_call(
 ) -> str:
     """Store a call job and return its id.
 
+    Exactly one of `url`, `twiml` or `application_sid` says what the call does.
     `at` (an aware datetime, or ISO 8601 text with its offset) is the earliest the call is
     placed; the pace, the calling window and the do-not-call list still apply then.
     `notify_url` receives a signed call.finished event when the job is final (and a
@@ -134,7 +136,8 @@ REQUEST_FIELDS = ("to", "from_", "url", "twiml", "max_attempts", "retry_on", "re
 
 def _job_row(settings: Settings, spec: Mapping[str, Any]) -> dict[str, Any]:
     """The jobs row for one call, every field checked; ValueError names the first bad one."""
-    url, twiml = validation.check_voice_instructions(spec.get("url"), spec.get("twiml"))
+    voice = validation.check_voice_instructions(spec.get("url"), spec.get("twiml"),
+                                                spec.get("application_sid"))
     from_ = spec.get("from_")
     now = utcnow()
     at = validation.check_at(spec.get("at"))
@@ -142,8 +145,7 @@ def _job_row(settings: Settings, spec: Mapping[str, Any]) -> dict[str, Any]:
         "id": uuid.uuid4().hex,
         "to": validation.normalize_to(spec.get("to")),
         "from_": validation.normalize_from(from_ if from_ is not None else settings.default_from),
-        "url": url,
-        "twiml": twiml,
+        **voice._asdict(),
         "idempotency_key": validation.check_idempotency_key(spec.get("idempotency_key")),
         "max_attempts": validation.check_max_attempts(spec.get("max_attempts"),
                                                       settings.max_attempts),
@@ -195,8 +197,9 @@ def _request_hash(row: Mapping[str, Any], at: datetime | None,
     request = {name: row[name] for name in REQUEST_FIELDS}
     request["at"] = at.isoformat() if at else None
     # Only when the request names them (checked, as stored): a request without them has
-    # the same fingerprint whatever DIALER_NOTIFY_URL says.
-    for name in ("notify_url", "notify_each_attempt"):
+    # the same fingerprint whatever DIALER_NOTIFY_URL says, and as a job stored before
+    # application_sid existed.
+    for name in ("notify_url", "notify_each_attempt", "application_sid"):
         if given.get(name):
             request[name] = row[name]
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()

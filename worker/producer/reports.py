@@ -23,6 +23,7 @@ def _iso(value: datetime | None) -> str | None:
 def job_as_dict(job: Job) -> dict[str, Any]:
     return {
         "id": job.id, "to": job.to, "from": job.from_, "url": job.url, "twiml": job.twiml,
+        "application_sid": job.application_sid,
         "status": job.status, "attempts": job.attempts, "max_attempts": job.max_attempts,
         "retry_on": job.retry_on, "retry_delays": job.retry_delays, "outcome": job.outcome,
         "error_code": job.error_code, "error_message": job.error_message,
