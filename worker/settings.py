@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
+from worker.domain.lifecycle import MAX_ATTEMPTS, MAX_RETRY_DELAY_S
 from worker.domain.names import STATUS_CALLBACK_PATH
 from worker.domain.notifications import RETRY_DELAYS_S
 from worker.domain.statuses import RETRYABLE_CALL_STATUSES
@@ -66,7 +67,7 @@ def _port(env: Mapping[str, str], name: str) -> int:
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float,
-            integer: bool = False) -> float:
+            integer: bool = False, maximum: float = float("inf")) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -77,6 +78,8 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
         raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
     if value != value or value < minimum or value == float("inf"):
         raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
+    if value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {raw!r}")
     return value
 
 
@@ -86,8 +89,10 @@ def parse_delays(raw: str, name: str) -> tuple[int, ...]:
         delays = tuple(int(part) for part in raw.split(","))
     except ValueError:
         raise SettingsError(f"{name} must be comma-separated whole seconds, got {raw!r}") from None
-    if not delays or any(d < 0 for d in delays):
-        raise SettingsError(f"{name} must be comma-separated seconds >= 0, got {raw!r}")
+    if not 1 <= len(delays) <= MAX_ATTEMPTS or any(
+            not 0 <= d <= MAX_RETRY_DELAY_S for d in delays):
+        raise SettingsError(f"{name} must be 1 to {MAX_ATTEMPTS} comma-separated seconds from "
+                            f"0 to {MAX_RETRY_DELAY_S} (30 days), got {raw!r}")
     return delays
 
 
@@ -150,7 +155,8 @@ class Settings:
                            ("redis", "rediss", "unix")),
             calls_per_second=_positive(env, "DIALER_CALLS_PER_SECOND", 1.0),
             default_from=env.get("DIALER_DEFAULT_FROM", "").strip() or None,
-            max_attempts=int(_number(env, "DIALER_MAX_ATTEMPTS", 3, minimum=1, integer=True)),
+            max_attempts=int(_number(env, "DIALER_MAX_ATTEMPTS", 3, minimum=1, integer=True,
+                                     maximum=MAX_ATTEMPTS)),
             retry_delays=parse_delays(env.get("DIALER_RETRY_DELAYS", "").strip() or "300,900,3600",
                                       "DIALER_RETRY_DELAYS"),
             retry_on=parse_statuses(env.get("DIALER_RETRY_ON", "").strip()

@@ -13,6 +13,7 @@ from time_machine import TimeMachineFixture
 from tests.unit.standins import TO, VOICE_URL, Dialed, FakeTwilio, InMemoryBroker
 from worker.domain.clock import utcnow
 from worker.domain.twilio_errors import longest_create_s
+from worker.engine import metrics
 from worker.engine.context import Context
 from worker.engine.dialing import claim, dial
 from worker.engine.dispatch import dispatch_due
@@ -136,3 +137,31 @@ def test_reconcile_applies_a_callback_stored_before_its_call_sid(
     assert job(engine_ctx, dialed.job_id).status == "completed"
     with engine_ctx.database.session() as session:
         assert session.get_one(Event, 1).attempt_id is not None
+
+
+def test_a_job_that_breaks_the_reconciler_is_skipped_and_the_others_recover(
+        engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio,
+        time_machine: TimeMachineFixture) -> None:
+    time_machine.move_to(utcnow())
+    numbers = ["+14155550131", "+14155550132", "+14155550133", "+14155550134"]
+    job_ids = [enqueue_call(engine_ctx, to, url=VOICE_URL) for to in numbers]
+    for _ in job_ids:
+        dial(engine_ctx, broker.take())
+    # A row no enqueue accepts any more (written by hand, or by an older version): its
+    # retry time is out of datetime's range, so deciding it raises OverflowError.
+    poisoned = job_ids[1]
+    with engine_ctx.database.session() as session:
+        session.execute(update(Job).where(Job.id == poisoned)
+                        .values(retry_delays=[10**12], max_attempts=3))
+    for call_sid in twilio.calls:
+        twilio.set_status(call_sid, "busy")  # and every callback was lost
+    time_machine.shift(timedelta(seconds=engine_ctx.settings.reconcile_silence + 1))
+    skipped = metrics.SKIPPED.labels("refresh")._value.get()
+
+    assert reconcile(engine_ctx)["refreshed"] == len(numbers)
+
+    assert metrics.SKIPPED.labels("refresh")._value.get() == skipped + 1
+    for job_id in job_ids:
+        expected = ("dialing", None) if job_id == poisoned else ("scheduled", "busy")
+        stored = job(engine_ctx, job_id)
+        assert (stored.status, stored.outcome) == expected, job_id

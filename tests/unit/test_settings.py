@@ -152,7 +152,8 @@ def test_malformed_calls_per_second_names_the_variable(raw):
     settings_error({"DIALER_CALLS_PER_SECOND": raw}, "DIALER_CALLS_PER_SECOND")
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "2.5", "three", "nan", "inf", "1e3"])
+@pytest.mark.parametrize("raw", ["0", "-1", "2.5", "three", "nan", "inf", "1e3", "101",
+                                 "100000000000000000000"])
 def test_malformed_max_attempts_names_the_variable(raw):
     settings_error({"DIALER_MAX_ATTEMPTS": raw}, "DIALER_MAX_ATTEMPTS")
 
@@ -188,7 +189,8 @@ def test_retry_delays_accepted(raw, expected):
     assert Settings.from_env({"DIALER_RETRY_DELAYS": raw}).retry_delays == expected
 
 
-@pytest.mark.parametrize("raw", ["5,-1", "-5", "a,b", "5,,10", "1.5", ",", "5;10", "300s"])
+@pytest.mark.parametrize("raw", ["5,-1", "-5", "a,b", "5,,10", "1.5", ",", "5;10", "300s",
+                                 "1000000000000", "2592001", ",".join(["5"] * 101)])
 def test_malformed_retry_delays_name_the_variable(raw):
     settings_error({"DIALER_RETRY_DELAYS": raw}, "DIALER_RETRY_DELAYS")
 

@@ -506,8 +506,9 @@ def test_retry_delays_accepts_whole_seconds(value):
     assert check_retry_delays(value, (300,)) == list(value)
 
 
-@pytest.mark.parametrize("value", [[], [-1], [5, -1], [1.5], [True], ["5"], "300,900", [None]])
-def test_retry_delays_rejects_what_is_not_whole_seconds(value):
+@pytest.mark.parametrize("value", [[], [-1], [5, -1], [1.5], [True], ["5"], "300,900", [None],
+                                   [30 * 24 * 3600 + 1], [10**12], [60] * 101])
+def test_retry_delays_rejects_what_is_not_whole_seconds_within_bounds(value):
     error_of("retry_delays", check_retry_delays, value, (300,))
 
 
@@ -519,10 +520,11 @@ def test_retry_delays_that_is_not_a_list_is_a_named_value_error(value):
 def test_max_attempts():
     assert check_max_attempts(None, 3) == 3
     assert check_max_attempts(1, 3) == 1
-    assert check_max_attempts(10, 3) == 10
+    assert check_max_attempts(100, 3) == 100
+    assert check_retry_delays([0] * 99 + [30 * 24 * 3600], (300,))[-1] == 2_592_000
 
 
-@pytest.mark.parametrize("value", [0, -1, True, False, 2.0, "3"])
+@pytest.mark.parametrize("value", [0, -1, True, False, 2.0, "3", 101, 10**6, 10**20])
 def test_max_attempts_rejects_what_is_not_a_positive_whole_number(value):
     error_of("max_attempts", check_max_attempts, value, 3)
 

@@ -24,6 +24,10 @@ _RANK = {
 }
 
 RETRY_JITTER = 0.1  # up to +10%, so retries of a campaign do not land on one second
+# Bounds on a retry policy: generous for any campaign, and far enough from the limits of
+# datetime and of a database integer that no retry time or counter can overflow.
+MAX_ATTEMPTS = 100
+MAX_RETRY_DELAY_S = 30 * 24 * 3600
 
 
 def status_rank(status: str) -> int:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 from phonenumbers import timezone as number_zones
 
+from worker.domain.lifecycle import MAX_ATTEMPTS, MAX_RETRY_DELAY_S
 from worker.domain.statuses import RETRYABLE_CALL_STATUSES
 from worker.domain.windows import zone
 
@@ -243,9 +244,11 @@ def check_retry_delays(values: Iterable[int] | None, default: tuple[int, ...]) -
     if values is None:
         return list(default)
     result = _as_list(values, "retry_delays")
-    if not result or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                             for v in result):
-        raise ValueError("retry_delays: must be a non-empty list of whole seconds >= 0")
+    if not 1 <= len(result) <= MAX_ATTEMPTS or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_RETRY_DELAY_S
+            for v in result):
+        raise ValueError(f"retry_delays: must be a list of 1 to {MAX_ATTEMPTS} whole numbers of "
+                         f"seconds from 0 to {MAX_RETRY_DELAY_S} (30 days)")
     return result
 
 
@@ -258,8 +261,10 @@ def _as_list(values: object, field_name: str) -> list[Any]:
 def check_max_attempts(value: int | None, default: int) -> int:
     if value is None:
         return default
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"max_attempts: must be a whole number >= 1, got {value!r}")
+    if (not isinstance(value, int) or isinstance(value, bool)
+            or not 1 <= value <= MAX_ATTEMPTS):
+        raise ValueError(f"max_attempts: must be a whole number from 1 to {MAX_ATTEMPTS}, "
+                         f"got {value!r}")
     return value
 
 

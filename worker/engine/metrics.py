@@ -28,6 +28,8 @@ PACING_WAIT = Histogram("dialer_pacing_wait_seconds", "Time a worker waited for 
                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
 OUTCOMES = Counter("dialer_call_outcomes", "Attempts that ended, by Twilio's final status",
                    ["status"])
+SKIPPED = Counter("dialer_reconcile_skipped", "Calls, attempts or jobs the reconciler or a "
+                  "beat task skipped because handling them raised, by step", ["step"])
 RETRIES = Counter("dialer_retries_scheduled", "Jobs sent back to `scheduled` for another "
                   "attempt, by the outcome that caused it", ["outcome"])
 

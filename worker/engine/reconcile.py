@@ -8,8 +8,9 @@ overlapping runs do no harm.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select, update
 from twilio.base.exceptions import TwilioRestException
@@ -23,7 +24,7 @@ from worker.domain.statuses import (
     JobStatus,
 )
 from worker.domain.twilio_errors import longest_create_s
-from worker.engine import notifications, status
+from worker.engine import metrics, notifications, status
 from worker.engine.attempts import give_back
 from worker.engine.context import Context
 from worker.logs import mask
@@ -31,6 +32,7 @@ from worker.settings import Settings
 from worker.store.models import Attempt, Event, Job
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 CLOCK_SKEW = timedelta(seconds=60)  # between our database clock and Twilio's
 LIST_LIMIT = 50
@@ -110,6 +112,13 @@ def resolve(ctx: Context, attempt: dict[str, Any], now: datetime) -> None:
         release_unplaced(ctx, attempt)
 
 
+def _resolve_listing(ctx: Context, attempt: dict[str, Any], now: datetime) -> None:
+    try:
+        resolve(ctx, attempt, now)
+    except TwilioRestException as exc:
+        log.warning("reconciler could not list calls: %s", exc.msg)
+
+
 def last_possible_create(settings: Settings, attempt: dict[str, Any]) -> datetime:
     """When the attempt's create can last have reached Twilio: an `unknown` one at its
     ambiguous answer; a `creating` one (its worker died) as late as a live worker's
@@ -149,19 +158,43 @@ def decide_stranded(ctx: Context, now: datetime) -> int:
     cause harmless instead of leaving the job in `dialing` for ever."""
     settled_before = now - timedelta(seconds=ctx.settings.reconcile_silence)
     with ctx.database.session() as session:
-        notifications.publish_after_commit(ctx, session)
         stranded = session.scalars(
-            select(Attempt).join(Job, (Job.id == Attempt.job_id)
-                                 & (Job.attempts == Attempt.ordinal))
+            select(Attempt.id).join(Job, (Job.id == Attempt.job_id)
+                                    & (Job.attempts == Attempt.ordinal))
             .where(Job.status == JobStatus.DIALING,
                    Attempt.status.in_(list(TERMINAL_CALL_STATUSES)),
                    Attempt.updated_at < settled_before)
-            .limit(200).with_for_update()).all()
-        for attempt in stranded:
-            log.error("job %s was left dialing after its attempt ended %s; deciding it now",
-                      attempt.job_id, attempt.status)
-            status.decide_job(session, attempt)
-    return len(stranded)
+            .limit(200)).all()
+    decided = 0
+    for attempt_id in stranded:
+        decided += bool(isolated(ctx, "decide_stranded", attempt_id, _decide_one, attempt_id))
+    return decided
+
+
+def _decide_one(ctx: Context, attempt_id: int) -> bool:
+    with ctx.database.session() as session:
+        notifications.publish_after_commit(ctx, session)
+        attempt = session.scalar(select(Attempt).where(Attempt.id == attempt_id)
+                                 .with_for_update())
+        if attempt is None:
+            return False
+        log.error("job %s was left dialing after its attempt ended %s; deciding it now",
+                  attempt.job_id, attempt.status)
+        status.decide_job(session, attempt)
+    return True
+
+
+def isolated(ctx: Context, step: str, key: object, handle: Callable[..., R],
+             *args: Any) -> R | None:
+    """handle(ctx, *args), or None when it raises: one job whose data breaks a step (a value
+    out of range, a row no rule foresaw) is logged, counted and skipped, and the run goes on
+    to the others, instead of every run failing on it and nothing else being recovered."""
+    try:
+        return handle(ctx, *args)
+    except Exception:
+        log.exception("reconciler: %s failed for %s; skipped", step, key)
+        metrics.SKIPPED.labels(step).inc()
+        return None
 
 
 def adopt_orphans(ctx: Context) -> int:
@@ -175,13 +208,17 @@ def adopt_orphans(ctx: Context) -> int:
             .where(Event.attempt_id.is_(None)).limit(200)).all()
     adopted = 0
     for call_sid in call_sids:
-        with ctx.database.session() as session:
-            notifications.publish_after_commit(ctx, session)
-            adopted += status.adopt_orphan_events(session, call_sid)
+        adopted += isolated(ctx, "adopt_orphans", call_sid, _adopt_orphans_of, call_sid) or 0
     if adopted:
         log.warning("adopted %d callbacks that had arrived before their call's SID was stored",
                     adopted)
     return adopted
+
+
+def _adopt_orphans_of(ctx: Context, call_sid: str) -> int:
+    with ctx.database.session() as session:
+        notifications.publish_after_commit(ctx, session)
+        return status.adopt_orphan_events(session, call_sid)
 
 
 def reconcile(ctx: Context) -> dict[str, int]:
@@ -190,12 +227,9 @@ def reconcile(ctx: Context) -> dict[str, int]:
     orphans = adopt_orphans(ctx)
     silent = silent_attempts(ctx, now)
     for call_sid in silent:
-        refresh(ctx, call_sid)
+        isolated(ctx, "refresh", call_sid, refresh, call_sid)
     unresolved = unresolved_attempts(ctx, now)
     for attempt in unresolved:
-        try:
-            resolve(ctx, attempt, now)
-        except TwilioRestException as exc:
-            log.warning("reconciler could not list calls: %s", exc.msg)
+        isolated(ctx, "resolve", attempt["id"], _resolve_listing, attempt, now)
     return {"orphans": orphans, "refreshed": len(silent),
             "unresolved": len(unresolved), "stranded": decide_stranded(ctx, now)}
