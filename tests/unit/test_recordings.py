@@ -20,9 +20,11 @@ from tests.unit.standins import ACCOUNT_SID, TO, VOICE_URL, Dialed, FakeTwilio, 
 from worker.domain.recordings import ANSWERED_BY, answer_replaces, recording_moves_forward
 from worker.engine.context import Context
 from worker.engine.dialing import create_params, dial
+from worker.engine.dispatch import dispatch_due
 from worker.engine.notifications import event_data
 from worker.engine.recordings import handle_amd, handle_recording
 from worker.engine.status import UnknownCall, handle_status
+from worker.producer.campaigns import create_campaign, export_rows
 from worker.producer.jobs import enqueue_call, get_job
 from worker.producer.recordings import recording_media
 from worker.producer.reports import job_detail
@@ -364,3 +366,19 @@ def test_settings_name_the_callback_urls() -> None:
     settings = Settings.from_env({"DIALER_PUBLIC_URL": "https://d.example/base"})
     assert settings.recording_callback_url == "https://d.example/base/twilio/recording"
     assert settings.amd_callback_url == "https://d.example/base/twilio/amd"
+
+
+def test_the_campaign_export_has_the_last_attempt_s_answer_and_recording(
+        engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio) -> None:
+    result = create_campaign(engine_ctx, "recorded", contacts=[{"to": TO}], url=VOICE_URL,
+                             call_options={"record": True}, window="00:00-23:59",
+                             days="mon,tue,wed,thu,fri,sat,sun")
+    assert result.campaign_id
+    dispatch_due(engine_ctx)
+    dial(engine_ctx, broker.take())
+    (call_sid,) = twilio.calls
+    handle_amd(engine_ctx, amd(call_sid, "human"))
+    handle_recording(engine_ctx, recording(call_sid))
+    (row,) = export_rows(engine_ctx, result.campaign_id)
+    assert (row["answered_by"], row["recording_duration"]) == ("human", 9)
+    assert row["recording_url"].endswith(RE_1)
