@@ -1,10 +1,13 @@
 """Jobs as the API's JSON: the field names of the OpenAPI document, times in ISO 8601 with
-their offset. Read by attribute, so this module needs no model class."""
+their offset. Read by attribute, so this module needs no model class; an attempt is
+rendered as result notifications render it."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+
+from worker.engine.notifications import attempt_as_dict
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -12,13 +15,10 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def attempt_json(attempt: Any) -> dict[str, Any]:
-    return {
-        "ordinal": attempt.ordinal, "call_sid": attempt.call_sid, "status": attempt.status,
-        "duration": attempt.duration, "answered_by": attempt.answered_by,
-        "sip_response_code": attempt.sip_response_code, "error_code": attempt.error_code,
-        "error_message": attempt.error_message, "created_at": _iso(attempt.created_at),
-        "ended_at": _iso(attempt.ended_at),
-    }
+    """The attempt as result notifications carry it; the API names its start `created_at`."""
+    rendered = attempt_as_dict(attempt)
+    rendered["created_at"] = rendered.pop("started_at")
+    return rendered
 
 
 def job_json(job: Any) -> dict[str, Any]:

@@ -111,9 +111,16 @@ class Simulator:
         with self.engine.lock:
             return list(self.engine.create_log)
 
-    def callbacks(self) -> list[CallbackRecord]:
+    def callbacks(self, kind: str = "status") -> list[CallbackRecord]:
+        """Status callbacks; `kind="recording"` or `"amd"` for the others."""
         with self.engine.lock:
-            return list(self.engine.callback_log)
+            return [r for r in self.engine.callback_log if r.kind == kind]
+
+    def instructions(self, call_sid: str) -> list[dict[str, Any]]:
+        """What the call was told to play, in order: the create's Url, Twiml or
+        application, then each redirect; each with `at` (ISO 8601), `source`, `url`,
+        `method`, `twiml` and `application_sid`."""
+        return self._on_loop(self.engine.instructions, call_sid)
 
     def calls(self) -> list[dict[str, Any]]:
         return self._on_loop(lambda: [c.to_json() for c in self.engine.calls.values()])

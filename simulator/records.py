@@ -24,7 +24,12 @@ class CreateRecord:
 
 @dataclass(frozen=True)
 class CallbackRecord:
-    """One status callback sent (or dropped by a fault); response_status None = no answer."""
+    """One callback sent (or dropped by a fault); response_status None = no answer.
+
+    `kind` is `status` for a status callback, `recording` for a RecordingStatusCallback and
+    `amd` for an AsyncAmdStatusCallback. For those two, `call_status` is the call's status
+    when the callback was made and `sequence_number` counts that kind's callbacks of the call.
+    """
 
     sent_at: float
     url: str
@@ -37,6 +42,7 @@ class CallbackRecord:
     response_status: int | None = None
     dropped: bool = False
     error: str | None = None
+    kind: str = "status"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from simulator.engine import ApiError, Engine
+from simulator.media import MEDIA
 from simulator.records import Faults
 from simulator.resources import API_VERSION, error_body
 from simulator.scenario import Scenario
@@ -20,6 +21,15 @@ log = logging.getLogger(__name__)
 ENGINE = web.AppKey("engine", Engine)
 CALLS = f"/{API_VERSION}/Accounts/{{account}}/Calls.json"
 CALL = f"/{API_VERSION}/Accounts/{{account}}/Calls/{{sid}}.json"
+CALL_RECORDINGS = f"/{API_VERSION}/Accounts/{{account}}/Calls/{{call}}/Recordings.json"
+CALL_RECORDING = f"/{API_VERSION}/Accounts/{{account}}/Calls/{{call}}/Recordings/{{sid}}.json"
+RECORDINGS = f"/{API_VERSION}/Accounts/{{account}}/Recordings.json"
+# One route for the resource (.json) and its media (.wav, .mp3, or no extension: WAV).
+RECORDING = (f"/{API_VERSION}/Accounts/{{account}}/Recordings/"
+             r"{sid:RE[0-9a-fA-F]{32}}{ext:(\.json|\.wav|\.mp3)?}")
+APPLICATIONS = f"/{API_VERSION}/Accounts/{{account}}/Applications.json"
+APPLICATION = f"/{API_VERSION}/Accounts/{{account}}/Applications/{{sid}}.json"
+KINDS = ("status", "recording", "amd")
 CONTROL = "/_sim"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -110,6 +120,53 @@ async def delete_call(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def list_recordings(request: web.Request) -> web.Response:
+    call = request.match_info.get("call")
+    return web.json_response(request.app[ENGINE].list_recordings(request.query, request.path,
+                                                                 call))
+
+
+async def fetch_call_recording(request: web.Request) -> web.Response:
+    engine, info = request.app[ENGINE], request.match_info
+    engine.fetch(info["call"])
+    return web.json_response(engine.recording(info["sid"], info["call"]).to_json())
+
+
+async def fetch_recording(request: web.Request) -> web.Response:
+    """The resource as JSON, or its media: a short silence (see simulator.media)."""
+    recording = request.app[ENGINE].recording(request.match_info["sid"])
+    ext = request.match_info["ext"]
+    if ext == ".json":
+        return web.json_response(recording.to_json())
+    content_type, make = MEDIA[ext]
+    return web.Response(body=make(), content_type=content_type)
+
+
+async def create_application(request: web.Request) -> web.Response:
+    body = request.app[ENGINE].application_request("create", await _form(request))
+    return web.json_response(body, status=201)
+
+
+async def list_applications(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ENGINE].application_request(
+        "list", {}, query=request.query, path=request.path))
+
+
+async def fetch_application(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ENGINE].application_request(
+        "fetch", {}, sid=request.match_info["sid"]))
+
+
+async def update_application(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ENGINE].application_request(
+        "update", await _form(request), sid=request.match_info["sid"]))
+
+
+async def delete_application(request: web.Request) -> web.Response:
+    request.app[ENGINE].application_request("delete", {}, sid=request.match_info["sid"])
+    return web.Response(status=204)
+
+
 # --- control ---------------------------------------------------------------------------
 
 async def _json(request: web.Request) -> dict[str, Any]:
@@ -166,9 +223,17 @@ async def control_creates(request: web.Request) -> web.Response:
 
 
 async def control_callbacks(request: web.Request) -> web.Response:
+    """Status callbacks; `?kind=recording` or `?kind=amd` for the others."""
+    kind = request.query.get("kind", "status")
+    if kind not in KINDS:
+        raise ApiError(20001, f"kind must be one of {', '.join(KINDS)}, not {kind!r}", 400)
     engine = request.app[ENGINE]
     with engine.lock:
-        return web.json_response([r.to_json() for r in engine.callback_log])
+        return web.json_response([r.to_json() for r in engine.callback_log if r.kind == kind])
+
+
+async def control_instructions(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ENGINE].instructions(request.match_info["sid"]))
 
 
 async def control_calls(request: web.Request) -> web.Response:
@@ -183,6 +248,15 @@ def make_app(engine: Engine) -> web.Application:
     app.router.add_get(CALL, fetch_call, allow_head=False)
     app.router.add_post(CALL, update_call)
     app.router.add_delete(CALL, delete_call)
+    app.router.add_get(CALL_RECORDINGS, list_recordings, allow_head=False)
+    app.router.add_get(CALL_RECORDING, fetch_call_recording, allow_head=False)
+    app.router.add_get(RECORDINGS, list_recordings, allow_head=False)
+    app.router.add_get(RECORDING, fetch_recording, allow_head=False)
+    app.router.add_post(APPLICATIONS, create_application)
+    app.router.add_get(APPLICATIONS, list_applications, allow_head=False)
+    app.router.add_get(APPLICATION, fetch_application, allow_head=False)
+    app.router.add_post(APPLICATION, update_application)
+    app.router.add_delete(APPLICATION, delete_application)
     app.router.add_get(CONTROL + "/state", control_state)
     app.router.add_post(CONTROL + "/scenario", _control(_set_scenario))
     app.router.add_post(CONTROL + "/faults", _control(_set_faults))
@@ -191,5 +265,6 @@ def make_app(engine: Engine) -> web.Application:
     app.router.add_get(CONTROL + "/creates", control_creates)
     app.router.add_get(CONTROL + "/calls", control_calls)
     app.router.add_get(CONTROL + "/callbacks", control_callbacks)
+    app.router.add_get(CONTROL + "/calls/{sid}/instructions", control_instructions)
     app.on_cleanup.append(lambda app: app[ENGINE].close())
     return app

@@ -1,4 +1,5 @@
-"""The Flask receiver for Twilio status callbacks: verify, publish by name, answer.
+"""The Flask receiver for Twilio's status, recording and AMD callbacks: verify, publish by
+name, answer.
 
 `flask --app webhook run` and `gunicorn "webhook:create_app()"` both find `create_app`.
 This package imports `worker.settings`, `worker.logs` and the pure `worker.domain`

@@ -20,15 +20,16 @@ from prometheus_client import (
     multiprocess,
 )
 
-from worker.domain.names import STATUS_CALLBACK_PATH
+from webhook.views import CALLBACKS as KINDS
 
 # Why a callback was answered as it was; the status code says it exactly.
 RESULTS = {204: "accepted", 400: "bad_request", 403: "bad_signature", 405: "bad_method",
            413: "too_large", 503: "broker_down"}
 
-CALLBACKS = Counter("dialer_callbacks", "Status callbacks received, by result "
-                    "(accepted, or the reason they were rejected)", ["result"])
-LATENCY = Histogram("dialer_webhook_request_seconds", "Time to answer a status callback",
+CALLBACKS = Counter("dialer_callbacks", "Twilio callbacks received, by kind (status, "
+                    "recording, amd) and result (accepted, or the reason they were rejected)",
+                    ["callback", "result"])
+LATENCY = Histogram("dialer_webhook_request_seconds", "Time to answer a Twilio callback",
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1))
 
 
@@ -37,9 +38,11 @@ def _start() -> None:
 
 
 def _count(response: Response) -> Response:
-    if request.path == STATUS_CALLBACK_PATH and "dialer_started" in g:
+    kind = KINDS.get(request.path)
+    if kind is not None and "dialer_started" in g:
         LATENCY.observe(time.perf_counter() - g.dialer_started)
-        CALLBACKS.labels(RESULTS.get(response.status_code, str(response.status_code))).inc()
+        CALLBACKS.labels(kind.name,
+                         RESULTS.get(response.status_code, str(response.status_code))).inc()
     return response
 
 

@@ -1,4 +1,4 @@
-"""Publish `handle_status` by name, failing fast when the broker is down.
+"""Publish Twilio's callbacks as tasks by name, failing fast when the broker is down.
 
 The webhook never imports the worker's Celery app or tasks (they pull in SQLAlchemy and
 the models); this is a second, bare Celery app that only knows how to `send_task`. A broker
@@ -18,7 +18,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 from kombu.transport import redis as kombu_redis
 
-from worker.domain.names import EVENTS_QUEUE, HANDLE_STATUS_TASK
+from worker.domain.names import EVENTS_QUEUE
 
 CONNECT_TIMEOUT_S = 1.0
 SOCKET_TIMEOUT_S = 2.0
@@ -68,7 +68,7 @@ def _transport_for(broker_url: str) -> type[kombu_redis.Transport] | None:
 
 
 class Publisher:
-    """Sends status callbacks to the `events` queue as `dialer.handle_status` tasks."""
+    """Sends Twilio's callbacks to the `events` queue as the tasks that handle them."""
 
     def __init__(self, broker_url: str) -> None:
         self.celery = Celery("dialer-webhook", broker=broker_url, set_as_current=False)
@@ -93,14 +93,17 @@ class Publisher:
         if transport is not None:
             self.celery.conf.broker_transport = transport
 
-    def publish_status(self, params: dict[str, str], idempotency_token: str | None) -> None:
-        """Raises one of BROKER_ERRORS when the message could not be handed to Redis."""
+    def publish(self, task: str, params: dict[str, str], idempotency_token: str | None,
+                summary: tuple[str, ...]) -> None:
+        """Raises one of BROKER_ERRORS when the message could not be handed to Redis.
+
+        `summary` names the fields shown in the message headers.
+        """
         kwargs: dict[str, Any] = {"params": params, "idempotency_token": idempotency_token,
                                   "source": "callback"}
         # Our own short repr for the message headers (what Flower and `inspect` show): Celery
         # would otherwise saferepr every field, the callers' numbers included, at about a
         # tenth of the webhook's CPU per callback.
-        summary = repr({"CallSid": params.get("CallSid"), "CallStatus": params.get("CallStatus"),
-                        "SequenceNumber": params.get("SequenceNumber")})
-        self.celery.send_task(HANDLE_STATUS_TASK, kwargs=kwargs, queue=EVENTS_QUEUE,
-                              argsrepr="()", kwargsrepr=summary)
+        kwargsrepr = repr({name: params.get(name) for name in summary})
+        self.celery.send_task(task, kwargs=kwargs, queue=EVENTS_QUEUE, argsrepr="()",
+                              kwargsrepr=kwargsrepr)

@@ -1,15 +1,18 @@
-"""`POST /twilio/status` and `GET /healthz`.
+"""`POST /twilio/status`, `/twilio/recording`, `/twilio/amd`, and `GET /healthz`.
 
-The checks run cheapest-and-safest first: size (413), a body we can decode (400), the
-signature (403), the two fields the handler cannot do without (400); only then is
-anything published. No database work here: the worker stores and decides, so a slow
-database never makes Twilio wait or time out.
+Every callback takes one path: the checks run cheapest-and-safest first: size (413), a body
+we can decode (400), the signature (403), the fields its handler cannot do without (400);
+only then is it published, by task name. No database work here: the worker stores and
+decides, so a slow database never makes Twilio wait or time out.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -19,7 +22,15 @@ from flask.typing import ResponseReturnValue
 from twilio.request_validator import RequestValidator
 
 from webhook.publisher import BROKER_ERRORS, CONNECT_TIMEOUT_S, Publisher
-from worker.domain.names import STATUS_CALLBACK_PATH
+from worker.domain.names import (
+    AMD_CALLBACK_PATH,
+    HANDLE_AMD_TASK,
+    HANDLE_RECORDING_TASK,
+    HANDLE_STATUS_TASK,
+    RECORDING_CALLBACK_PATH,
+    STATUS_CALLBACK_PATH,
+)
+from worker.domain.recordings import ANSWERED_BY, RECORDING_STATUSES
 from worker.domain.statuses import CALL_STATUSES
 from worker.settings import Settings
 
@@ -31,6 +42,7 @@ SETTINGS_KEY = "dialer.settings"
 PUBLISHER_KEY = "dialer.publisher"
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
 # RFC 3986 pchar plus "/": what a path may hold unescaped.
 _PATH_SAFE = "/:@!$&'()*+,;="
 
@@ -100,15 +112,55 @@ def _is_form_text(body: bytes) -> bool:
     return True
 
 
-def _refuse(reason: str, url: str) -> None:
+@dataclass(frozen=True)
+class Field:
+    """A field a callback's handler cannot do without, and what a valid value is."""
+
+    name: str
+    valid: Callable[[str], object]
+    expected: str
+
+
+@dataclass(frozen=True)
+class Callback:
+    """One kind of Twilio callback: the task that handles it, the fields it needs, and the
+    fields shown in the published message's headers."""
+
+    name: str
+    task: str
+    fields: tuple[Field, ...]
+    summary: tuple[str, ...]
+
+
+CALL_SID_FIELD = Field("CallSid", CALL_SID.fullmatch, "a call SID (CA + 32 hex digits)")
+CALLBACKS = {
+    STATUS_CALLBACK_PATH: Callback(
+        "status", HANDLE_STATUS_TASK,
+        (CALL_SID_FIELD, Field("CallStatus", CALL_STATUSES.__contains__, "a known call status")),
+        ("CallSid", "CallStatus", "SequenceNumber")),
+    RECORDING_CALLBACK_PATH: Callback(
+        "recording", HANDLE_RECORDING_TASK,
+        (CALL_SID_FIELD,
+         Field("RecordingSid", RECORDING_SID.fullmatch, "a recording SID (RE + 32 hex digits)"),
+         Field("RecordingStatus", RECORDING_STATUSES.__contains__,
+               "a known recording status")),
+        ("CallSid", "RecordingSid", "RecordingStatus")),
+    AMD_CALLBACK_PATH: Callback(
+        "amd", HANDLE_AMD_TASK,
+        (CALL_SID_FIELD, Field("AnsweredBy", ANSWERED_BY.__contains__, "a known AMD result")),
+        ("CallSid", "AnsweredBy", "MachineDetectionDuration")),
+}
+
+
+def _refuse(kind: Callback, reason: str, url: str) -> None:
     # Neither the token, the signature nor the form (phone numbers) goes to the log.
-    log.warning("refused a status callback from %s: %s (verified against %s)",
+    log.warning("refused a callback (%s) from %s: %s (verified against %s)", kind.name,
                 request.remote_addr, reason, url.split("?", 1)[0])
     abort(403, description="invalid signature")
 
 
-@bp.post(STATUS_CALLBACK_PATH)
-def twilio_status() -> ResponseReturnValue:
+def _receive(kind: Callback) -> ResponseReturnValue:
+    """Verify one callback, check the fields its handler needs, publish it: 204."""
     settings = _settings()
     body = _read_body(settings.webhook_max_body)
     if not _is_form_text(body):
@@ -117,30 +169,31 @@ def twilio_status() -> ResponseReturnValue:
     url = signed_url(settings)
     signature = request.headers.get("X-Twilio-Signature")
     if not settings.twilio_auth_token:
-        _refuse("TWILIO_AUTH_TOKEN is not set", url)
+        _refuse(kind, "TWILIO_AUTH_TOKEN is not set", url)
     elif not signature:
-        _refuse("no X-Twilio-Signature", url)
+        _refuse(kind, "no X-Twilio-Signature", url)
     elif not RequestValidator(settings.twilio_auth_token).validate(url, form, signature):
-        _refuse("X-Twilio-Signature does not match", url)
+        _refuse(kind, "X-Twilio-Signature does not match", url)
 
-    call_sid, call_status = form.get("CallSid"), form.get("CallStatus")
-    if not call_sid:
-        abort(400, description="CallSid is missing")
-    if not CALL_SID.fullmatch(call_sid):
-        abort(400, description="CallSid is not a call SID (CA + 32 hex digits)")
-    if not call_status:
-        abort(400, description="CallStatus is missing")
-    if call_status not in CALL_STATUSES:
-        abort(400, description="CallStatus is not a known call status")
+    for field in kind.fields:
+        value = form.get(field.name)
+        if not value:
+            abort(400, description=f"{field.name} is missing")
+        if not field.valid(value):
+            abort(400, description=f"{field.name} is not {field.expected}")
 
     try:
-        _publisher().publish_status(form.to_dict(flat=True),
-                                    request.headers.get("I-Twilio-Idempotency-Token"))
+        _publisher().publish(kind.task, form.to_dict(flat=True),
+                             request.headers.get("I-Twilio-Idempotency-Token"), kind.summary)
     except BROKER_ERRORS as exc:
-        log.error("could not publish the status of %s: broker unreachable (%s)",
-                  call_sid, type(exc).__name__)
+        log.error("could not publish a callback (%s) of %s: broker unreachable (%s)",
+                  kind.name, form.get("CallSid"), type(exc).__name__)
         return jsonify(error="broker unavailable"), 503
     return "", 204
+
+
+for _path, _kind in CALLBACKS.items():
+    bp.add_url_rule(_path, f"twilio_{_kind.name}", partial(_receive, _kind), methods=["POST"])
 
 
 @bp.get("/healthz")

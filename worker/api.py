@@ -12,7 +12,16 @@ from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
 from worker.engine.context import Context
-from worker.producer import api_keys, campaigns, dnc, jobs, notifications, redirect, reports
+from worker.producer import (
+    api_keys,
+    campaigns,
+    dnc,
+    jobs,
+    notifications,
+    recordings,
+    redirect,
+    reports,
+)
 from worker.wiring import default_context
 
 P = ParamSpec("P")
@@ -58,3 +67,4 @@ revoke_api_key = _bound(api_keys.revoke_api_key)
 list_api_keys = _bound(api_keys.list_api_keys)
 job_notifications = _bound(notifications.job_notifications)
 retry_notifications = _bound(notifications.retry_notifications)
+recording_media = _bound(recordings.recording_media)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 
 from worker.domain.lifecycle import MAX_ATTEMPTS, MAX_RETRY_DELAY_S
-from worker.domain.names import STATUS_CALLBACK_PATH
+from worker.domain.names import AMD_CALLBACK_PATH, RECORDING_CALLBACK_PATH, STATUS_CALLBACK_PATH
 from worker.domain.notifications import RETRY_DELAYS_S
 from worker.domain.statuses import RETRYABLE_CALL_STATUSES
 
@@ -202,6 +202,14 @@ class Settings:
     @property
     def status_callback_url(self) -> str:
         return self.public_url + STATUS_CALLBACK_PATH
+
+    @property
+    def recording_callback_url(self) -> str:
+        return self.public_url + RECORDING_CALLBACK_PATH
+
+    @property
+    def amd_callback_url(self) -> str:
+        return self.public_url + AMD_CALLBACK_PATH
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

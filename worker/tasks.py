@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
@@ -13,12 +14,14 @@ from worker.celery_app import app
 from worker.domain.names import (
     DELIVER_NOTIFICATION_TASK,
     DISPATCH_DUE_TASK,
+    HANDLE_AMD_TASK,
+    HANDLE_RECORDING_TASK,
     HANDLE_STATUS_TASK,
     PLACE_CALL_TASK,
     RECONCILE_TASK,
     RELAY_NOTIFICATIONS_TASK,
 )
-from worker.engine import dialing, dispatch, metrics, notifications, reconcile, status
+from worker.engine import dialing, dispatch, metrics, notifications, reconcile, recordings, status
 from worker.settings import get_settings
 from worker.wiring import default_context
 
@@ -39,17 +42,47 @@ def place_call(job_id: str) -> None:
     dialing.dial(default_context(), job_id)
 
 
-@app.task(name=HANDLE_STATUS_TASK, bind=True, autoretry_for=(OperationalError,),
-          retry_backoff=True, retry_backoff_max=DB_RETRY_BACKOFF_MAX_S, max_retries=DB_RETRIES)
+# Twilio's callbacks: retried through a database outage, and a few times while their CallSid
+# is not stored yet. The webhook sends each with the same kwargs; the recording and AMD
+# handlers need only the params (a repeat is told by the RecordingSid, or the attempt's result).
+CALLBACK_TASK: dict[str, Any] = {
+    "bind": True, "autoretry_for": (OperationalError,), "retry_backoff": True,
+    "retry_backoff_max": DB_RETRY_BACKOFF_MAX_S, "max_retries": DB_RETRIES}
+
+
+def _until_known(task: Task, handle: Callable[[], object], given_up: str) -> None:
+    """Run a callback's handler; retry it while no attempt holds its CallSid, then log
+    `given_up` (formatted with the CallSid)."""
+    try:
+        handle()
+    except status.UnknownCall as exc:
+        if task.request.retries >= UNKNOWN_CALL_RETRIES:
+            log.warning(given_up, exc)
+            return
+        raise task.retry(countdown=UNKNOWN_CALL_RETRY_S) from exc
+
+
+@app.task(name=HANDLE_STATUS_TASK, **CALLBACK_TASK)
 def handle_status(self: Task, params: dict[str, str], idempotency_token: str | None = None,
                   source: str = "callback") -> None:
-    try:
-        status.handle_status(default_context(), params, idempotency_token, source)
-    except status.UnknownCall as exc:
-        if self.request.retries >= UNKNOWN_CALL_RETRIES:
-            log.warning("status for unknown call %s stored; it matches no attempt", exc)
-            return
-        raise self.retry(countdown=UNKNOWN_CALL_RETRY_S) from exc
+    _until_known(self, lambda: status.handle_status(default_context(), params,
+                                                    idempotency_token, source),
+                 "status for unknown call %s stored; it matches no attempt")
+
+
+@app.task(name=HANDLE_RECORDING_TASK, **CALLBACK_TASK)
+def handle_recording(self: Task, params: dict[str, str], idempotency_token: str | None = None,
+                     source: str = "callback") -> None:
+    _until_known(self, lambda: recordings.handle_recording(default_context(), params),
+                 "recording of unknown call %s stored; it joins the attempt that holds that "
+                 "CallSid, if one ever does")
+
+
+@app.task(name=HANDLE_AMD_TASK, **CALLBACK_TASK)
+def handle_amd(self: Task, params: dict[str, str], idempotency_token: str | None = None,
+               source: str = "callback") -> None:
+    _until_known(self, lambda: recordings.handle_amd(default_context(), params),
+                 "AMD result for unknown call %s dropped: no attempt holds it")
 
 
 @app.task(name=DISPATCH_DUE_TASK)

@@ -55,12 +55,12 @@ def test_metrics_count_calls_outcomes_retries_and_callbacks(make_stack, tmp_path
              timeout=10, what="every callback answered")
     accepted = len([c for c in stack.sim.callbacks() if c.response_status == 204])
     webhook = scrape_until(stack.webhook_port, "dialer_callbacks_total", accepted,
-                           result="accepted")
+                           callback="status", result="accepted")
     assert sample(webhook, "dialer_webhook_request_seconds_count") >= accepted
 
     requests.post(f"http://127.0.0.1:{stack.webhook_port}/twilio/status",
                   data={"CallSid": "CA" + "0" * 32, "CallStatus": "completed"}, timeout=5)
-    assert sample(scrape(stack.webhook_port), "dialer_callbacks_total",
+    assert sample(scrape(stack.webhook_port), "dialer_callbacks_total", callback="status",
                   result="bad_signature") == 1
 
     worker = scrape_until(worker_port, "dialer_call_outcomes_total", 1, status="completed")

@@ -30,7 +30,14 @@ from harness.servers import RedisServer
 from harness.waiting import free_port, port_open, wait_for
 from tests.data import STATUS_CALLBACKS
 from webhook import create_app
-from worker.domain.names import EVENTS_QUEUE, HANDLE_STATUS_TASK
+from worker.domain.names import (
+    AMD_CALLBACK_PATH,
+    EVENTS_QUEUE,
+    HANDLE_AMD_TASK,
+    HANDLE_RECORDING_TASK,
+    HANDLE_STATUS_TASK,
+    RECORDING_CALLBACK_PATH,
+)
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -39,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "webhook-test-auth-token-0123456789"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 CALL_SID = "CA" + "fedcba9876543210" * 2
+RECORDING_SID = "RE" + "0123456789abcdef" * 2
 PHONE = "+14155550123"
 PATH = "/twilio/status"
 
@@ -49,6 +57,26 @@ def callback(**overrides: str | None) -> dict[str, str]:
     """A small valid status callback; an override of None drops the field."""
     params = {"AccountSid": ACCOUNT_SID, "CallSid": CALL_SID, "CallStatus": "completed",
               "To": PHONE, "From": "+15105550100", "SequenceNumber": "3", "CallDuration": "7"}
+    params.update(overrides)  # type: ignore[arg-type]
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def recording_callback(**overrides: str | None) -> dict[str, str]:
+    """A recording status callback as Twilio documents it; an override of None drops a field."""
+    params = {"AccountSid": ACCOUNT_SID, "CallSid": CALL_SID, "RecordingSid": RECORDING_SID,
+              "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}"
+                              f"/Recordings/{RECORDING_SID}",
+              "RecordingStatus": "completed", "RecordingDuration": "6",
+              "RecordingChannels": "1", "RecordingStartTime": "Tue, 01 Dec 2026 10:00:00 +0000",
+              "RecordingSource": "OutboundAPI", "RecordingTrack": "both", "ErrorCode": "0"}
+    params.update(overrides)  # type: ignore[arg-type]
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def amd_callback(**overrides: str | None) -> dict[str, str]:
+    """An asynchronous AMD callback as Twilio documents it."""
+    params = {"AccountSid": ACCOUNT_SID, "CallSid": CALL_SID, "AnsweredBy": "machine_end_beep",
+              "MachineDetectionDuration": "4210"}
     params.update(overrides)  # type: ignore[arg-type]
     return {k: v for k, v in params.items() if v is not None}
 
@@ -410,3 +438,115 @@ def test_under_gunicorn(redis_server: RedisServer, broker: redis.Redis,
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=15)
         log.close()
+
+
+# The recording and AMD callbacks take the status callback's path through the webhook:
+# the same checks, then their own required fields and task.
+OTHER_CALLBACKS = [
+    pytest.param(RECORDING_CALLBACK_PATH, recording_callback, HANDLE_RECORDING_TASK,
+                 id="recording"),
+    pytest.param(AMD_CALLBACK_PATH, amd_callback, HANDLE_AMD_TASK, id="amd"),
+]
+
+
+@pytest.mark.parametrize(("path", "make", "task"), OTHER_CALLBACKS)
+def test_recording_and_amd_callbacks_are_published_to_their_task(
+        webhook: Served, broker: redis.Redis, path: str, make: Callable[..., dict[str, str]],
+        task: str) -> None:
+    params = make()
+    response = webhook.post(params, target=path, headers={"I-Twilio-Idempotency-Token": "i-2"})
+    assert response.status_code == 204, response.text
+    assert published(broker) == [{
+        "task": task, "args": [],
+        "kwargs": {"params": params, "idempotency_token": "i-2", "source": "callback"},
+    }]
+    headers = json.loads(broker.lindex(EVENTS_QUEUE, 0))["headers"]
+    assert CALL_SID in headers["kwargsrepr"]
+
+
+@pytest.mark.parametrize(("path", "make", "task"), OTHER_CALLBACKS)
+def test_recording_and_amd_callbacks_with_a_bad_signature_are_403(
+        webhook: Served, broker: redis.Redis, caplog: pytest.LogCaptureFixture, path: str,
+        make: Callable[..., dict[str, str]], task: str) -> None:
+    # Signed for the status path: a signature is only good for the URL Twilio called.
+    assert webhook.post(make(), target=path, signed_for=webhook.url).status_code == 403
+    assert webhook.post(make(), target=path, token="not-the-" + TOKEN).status_code == 403
+    unsigned = requests.post(webhook.base + path, data=make(), timeout=10)
+    assert unsigned.status_code == 403
+    assert published(broker) == []
+    kind = path.rsplit("/", 1)[1]
+    assert any(f"refused a callback ({kind})" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("path", "params", "field"), [
+    (RECORDING_CALLBACK_PATH, recording_callback(CallSid=None), "CallSid"),
+    (RECORDING_CALLBACK_PATH, recording_callback(CallSid="CA123"), "CallSid"),
+    (RECORDING_CALLBACK_PATH, recording_callback(RecordingSid=None), "RecordingSid"),
+    (RECORDING_CALLBACK_PATH, recording_callback(RecordingSid=CALL_SID), "RecordingSid"),
+    (RECORDING_CALLBACK_PATH, recording_callback(RecordingSid=RECORDING_SID + "0"),
+     "RecordingSid"),
+    (RECORDING_CALLBACK_PATH, recording_callback(RecordingStatus=None), "RecordingStatus"),
+    (RECORDING_CALLBACK_PATH, recording_callback(RecordingStatus="paused"), "RecordingStatus"),
+    (AMD_CALLBACK_PATH, amd_callback(CallSid=None), "CallSid"),
+    (AMD_CALLBACK_PATH, amd_callback(CallSid="RE" + "0" * 32), "CallSid"),
+    (AMD_CALLBACK_PATH, amd_callback(AnsweredBy=None), "AnsweredBy"),
+    (AMD_CALLBACK_PATH, amd_callback(AnsweredBy="robot"), "AnsweredBy"),
+])
+def test_recording_and_amd_bad_fields_are_400_naming_the_field(
+        webhook: Served, broker: redis.Redis, path: str, params: dict[str, str],
+        field: str) -> None:
+    response = webhook.post(params, target=path)
+    assert response.status_code == 400
+    assert field in response.json()["error"]
+    assert published(broker) == []
+
+
+@pytest.mark.parametrize("status", ["in-progress", "completed", "absent", "failed"])
+def test_every_recording_status_is_accepted(webhook: Served, broker: redis.Redis,
+                                            status: str) -> None:
+    params = recording_callback(RecordingStatus=status)
+    assert webhook.post(params, target=RECORDING_CALLBACK_PATH).status_code == 204
+    assert published(broker)[0]["kwargs"]["params"]["RecordingStatus"] == status
+
+
+@pytest.mark.parametrize(("path", "make", "task"), OTHER_CALLBACKS)
+def test_recording_and_amd_signatures_cover_the_raw_query_string(
+        webhook: Served, broker: redis.Redis, path: str, make: Callable[..., dict[str, str]],
+        task: str) -> None:
+    target = path + "?job=a+b%2Fc&note=%7Ex%20y"
+    assert webhook.post(make(), target=target).status_code == 204
+    assert webhook.post(make(), target=target, signed_for=webhook.base + path).status_code == 403
+    assert [m["task"] for m in published(broker)] == [task]
+
+
+@pytest.mark.parametrize(("path", "make", "task"), OTHER_CALLBACKS)
+def test_recording_and_amd_callbacks_behind_a_trusted_proxy(
+        redis_server: RedisServer, broker: redis.Redis, path: str,
+        make: Callable[..., dict[str, str]], task: str) -> None:
+    public = "https://public.example" + path
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example"}
+    with serve(redis_server.url, DIALER_TRUSTED_PROXIES="1") as served:
+        assert served.post(make(), target=path, signed_for=public,
+                           headers=headers).status_code == 204
+        assert served.post(make(), target=path, headers=headers).status_code == 403
+    assert [m["task"] for m in published(broker)] == [task]
+
+
+def test_metrics_count_each_kind_of_callback(webhook: Served, broker: redis.Redis) -> None:
+    def count(kind: str, result: str) -> float:
+        text = requests.get(webhook.base + "/metrics", timeout=10).text
+        line = f'dialer_callbacks_total{{callback="{kind}",result="{result}"}} '
+        found = [float(row.split(" ")[1]) for row in text.splitlines() if row.startswith(line)]
+        return found[0] if found else 0.0
+
+    before = {(k, r): count(k, r) for k in ("status", "recording", "amd")
+              for r in ("accepted", "bad_request", "bad_signature")}
+    assert webhook.post(recording_callback(), target=RECORDING_CALLBACK_PATH).status_code == 204
+    assert webhook.post(amd_callback(AnsweredBy="x"), target=AMD_CALLBACK_PATH).status_code == 400
+    assert requests.post(webhook.base + AMD_CALLBACK_PATH, data=amd_callback(),
+                         timeout=10).status_code == 403
+    assert webhook.post(callback()).status_code == 204
+    after = {key: count(*key) for key in before}
+    assert {key: after[key] - before[key] for key in before if after[key] != before[key]} == {
+        ("recording", "accepted"): 1, ("amd", "bad_request"): 1, ("amd", "bad_signature"): 1,
+        ("status", "accepted"): 1}

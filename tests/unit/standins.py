@@ -112,6 +112,7 @@ class FakeTwilio:
         self.ended: list[tuple[str, str]] = []  # (call_sid, status) of every end_call
         self.redirects: list[tuple[str, dict[str, str]]] = []  # (call_sid, params) of each
         self.redirect_failure: Exception | None = None  # raised by the next redirect_call
+        self.media: dict[str, bytes] = {}  # a recording's WAV by RecordingSid
         self._failures: dict[str, deque[tuple[Exception, bool]]] = {}
         self._sequence: dict[str, int] = {}
 
@@ -183,6 +184,12 @@ class FakeTwilio:
         matching = [c for c in self.calls.values() if c.to == to and c._from == from_]
         matching.sort(key=lambda c: c.date_created, reverse=True)
         return [dataclasses.replace(c) for c in matching[:limit]]
+
+    def download_recording(self, recording_sid: str) -> bytes:
+        if recording_sid not in self.media:
+            raise TwilioRestException(status=404, uri=f"/Recordings/{recording_sid}.wav",
+                                      msg="The requested resource was not found", code=20404)
+        return self.media[recording_sid]
 
 
 class InstantPacer:

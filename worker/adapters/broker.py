@@ -15,6 +15,8 @@ from worker.domain.names import (
     DIAL_QUEUE,
     DISPATCH_DUE_TASK,
     EVENTS_QUEUE,
+    HANDLE_AMD_TASK,
+    HANDLE_RECORDING_TASK,
     HANDLE_STATUS_TASK,
     NOTIFY_QUEUE,
     PLACE_CALL_TASK,
@@ -43,6 +45,8 @@ def create_celery(settings: Settings, *, include: Sequence[str] = (),
         task_routes={
             PLACE_CALL_TASK: {"queue": DIAL_QUEUE},
             HANDLE_STATUS_TASK: {"queue": EVENTS_QUEUE},
+            HANDLE_RECORDING_TASK: {"queue": EVENTS_QUEUE},
+            HANDLE_AMD_TASK: {"queue": EVENTS_QUEUE},
             DELIVER_NOTIFICATION_TASK: {"queue": NOTIFY_QUEUE},
         },
         # A dial message is acknowledged only once handled, one at a time per

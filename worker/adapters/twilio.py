@@ -6,6 +6,8 @@ import functools
 import logging
 from typing import Any
 
+import requests
+from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.rest.api.v2010.account.call import CallInstance
@@ -31,8 +33,8 @@ def make_client(settings: Settings) -> Client:
 
 
 class TwilioCalls:
-    """Twilio's Calls resource. The client is made on first use: a producer that never
-    dials needs no Twilio credentials."""
+    """Twilio's Calls resource, and the media of a call's recordings. The client is made on
+    first use: a producer that never dials needs no Twilio credentials."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -58,3 +60,33 @@ class TwilioCalls:
 
     def list_calls(self, to: str, from_: str, limit: int) -> list[CallInstance]:
         return self.client.calls.list(to=to, from_=from_, limit=limit)
+
+    def download_recording(self, recording_sid: str) -> bytes:
+        """The recording's media as WAV; a TwilioRestException when Twilio refuses.
+
+        twilio's client reads every answer as text, which would mangle audio, so the media
+        is fetched with requests, authenticated as the client is (the account's SID and
+        token), from the same API base. Twilio may redirect to where the media is stored;
+        requests drops the credentials on a redirect to another host.
+        """
+        account_sid, auth_token = self._settings.require_twilio()
+        url = (f"{self._settings.twilio_api_base_url}/2010-04-01/Accounts/{account_sid}"
+               f"/Recordings/{recording_sid}.wav")
+        response = requests.get(url, auth=(account_sid, auth_token),
+                                timeout=self._settings.twilio_timeout)
+        if not response.ok:
+            raise _rest_error(response)
+        return response.content
+
+
+def _rest_error(response: requests.Response) -> TwilioRestException:
+    """Twilio's JSON error (code and message) as the client would raise it."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    message = body.get("message") or response.reason or f"HTTP {response.status_code}"
+    return TwilioRestException(status=response.status_code, uri=response.url, msg=message,
+                               code=body.get("code"), method="GET")

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from worker import api
 from worker.cli.call_options import call_option_flags
@@ -90,14 +90,27 @@ def _print_job(detail: dict[str, Any]) -> None:
     if detail["status"] == JobStatus.SCHEDULED:
         console.print(f"next attempt at {detail['next_attempt_at']}")
     table = Table("#", "call sid", "status", "duration", "sip", "answered by", "timeline")
+    recordings = Table("#", "recording sid", "status", "duration", Column("url", overflow="fold"))
     for a in detail["attempt_list"]:
         timeline = " → ".join(f"{e['status']}" for e in a["events"])
         table.add_row(str(a["number"]), a["call_sid"] or "-", a["status"],
                       str(a["duration"] or ""), str(a["sip_response_code"] or ""),
-                      a["answered_by"] or "", timeline)
+                      _answered_by(a), timeline)
+        for r in a["recordings"]:
+            recordings.add_row(str(a["number"]), r["sid"], r["status"],
+                               "" if r["duration"] is None else f"{r['duration']} s",
+                               r["url"] or "")
     console.print(table)
+    if recordings.row_count:
+        console.print(recordings)
     if detail["notifications"]:
         _print_notifications(detail["notifications"])
+
+
+def _answered_by(attempt: dict[str, Any]) -> str:
+    """Who answered, and how long asynchronous AMD took to tell."""
+    answered_by, took = attempt["answered_by"] or "", attempt["machine_detection_duration_ms"]
+    return f"{answered_by} ({took} ms)" if answered_by and took is not None else answered_by
 
 
 def _print_notifications(notifications: list[dict[str, Any]]) -> None:

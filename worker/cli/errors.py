@@ -30,7 +30,8 @@ def friendly_errors(func: F) -> F:
             click.echo(f"Error: database: {str(exc).splitlines()[0]}", err=True)
             sys.exit(1)
         except TwilioRestException as exc:
-            click.echo(f"Error: Twilio: HTTP {exc.status}: {exc.msg}", err=True)
+            code = f" (error {exc.code})" if exc.code else ""
+            click.echo(f"Error: Twilio: HTTP {exc.status}{code}: {exc.msg}", err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -1,5 +1,5 @@
 """Names shared across processes, defined once: Celery task and queue names, the webhook's
-path, and the status events the dialer asks Twilio for.
+paths, and the status and recording events the dialer asks Twilio for.
 
 The webhook publishes to the events queue by name, without importing the tasks.
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 PLACE_CALL_TASK = "dialer.place_call"
 HANDLE_STATUS_TASK = "dialer.handle_status"
+HANDLE_RECORDING_TASK = "dialer.handle_recording"
+HANDLE_AMD_TASK = "dialer.handle_amd"
 DISPATCH_DUE_TASK = "dialer.dispatch_due"
 RECONCILE_TASK = "dialer.reconcile"
 DELIVER_NOTIFICATION_TASK = "dialer.deliver_notification"
@@ -24,3 +26,6 @@ STATUS_CALLBACK_PATH = "/twilio/status"
 RECORDING_CALLBACK_PATH = "/twilio/recording"
 AMD_CALLBACK_PATH = "/twilio/amd"
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
+# Twilio's default is `completed` alone; `in-progress` shows a recording while the call lasts
+# and `absent` tells a silent recording from a lost callback.
+RECORDING_CALLBACK_EVENTS = ("in-progress", "completed", "absent")

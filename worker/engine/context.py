@@ -32,7 +32,8 @@ class Broker(Protocol):
 
 
 class Calls(Protocol):
-    """Twilio's Calls resource: the answers are twilio's CallInstance, or alike."""
+    """Twilio's Calls resource and recording media: the answers are twilio's CallInstance,
+    or alike."""
 
     def create_call(self, params: dict[str, Any]) -> Any: ...
 
@@ -43,6 +44,9 @@ class Calls(Protocol):
     def list_calls(self, to: str, from_: str, limit: int) -> list[Any]: ...
 
     def redirect_call(self, call_sid: str, params: dict[str, str]) -> Any: ...
+
+    def download_recording(self, recording_sid: str) -> bytes:
+        """A recording's media (WAV); raises TwilioRestException when Twilio refuses."""
 
 
 class Pacer(Protocol):

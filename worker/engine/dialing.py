@@ -11,10 +11,11 @@ from redis import RedisError
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from twilio.base.serialize import boolean_to_string
 
 from worker.adapters.pacing import PacingBacklog
 from worker.domain.clock import utcnow
-from worker.domain.names import STATUS_CALLBACK_EVENTS
+from worker.domain.names import RECORDING_CALLBACK_EVENTS, STATUS_CALLBACK_EVENTS
 from worker.domain.statuses import AttemptStatus, CampaignStatus, JobStatus
 from worker.domain.twilio_errors import (
     CREATE_BACKOFF_MAX_S,
@@ -86,8 +87,19 @@ def create_params(settings: Settings, job: Any) -> dict[str, Any]:
         params["twiml"] = job.twiml
     else:
         # Twilio then calls the application's status callback instead of ours; see
-        # docs/ARCHITECTURE.md on what the dialer learns of such a call.
+        # the README ("What the call does") on what the dialer learns of such a call.
         params["application_sid"] = job.application_sid
+    if params.get("record") and "recording_status_callback" not in params:
+        # Our webhook: POST only; the job may still choose which events it hears of.
+        params.update(recording_status_callback=settings.recording_callback_url,
+                      recording_status_callback_method="POST")
+        params.setdefault("recording_status_callback_event", list(RECORDING_CALLBACK_EVENTS))
+    if "async_amd" in params:
+        # Twilio documents `true`/`false`; the client would send Python's `True`.
+        params["async_amd"] = boolean_to_string(params["async_amd"])
+        if params["async_amd"] == "true" and "async_amd_status_callback" not in params:
+            params.update(async_amd_status_callback=settings.amd_callback_url,
+                          async_amd_status_callback_method="POST")
     return params
 
 

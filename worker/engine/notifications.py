@@ -15,11 +15,11 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, event, false, func, insert, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from worker.domain.clock import utcnow
 from worker.domain.notifications import (
@@ -34,7 +34,15 @@ from worker.domain.statuses import FINAL_JOB_STATUSES
 from worker.engine import metrics
 from worker.engine.context import Context
 from worker.store.database import in_chunks
-from worker.store.models import Attempt, Campaign, Job, Notification, NotificationAttempt
+from worker.store.models import (
+    WITH_ATTEMPTS,
+    Attempt,
+    Campaign,
+    Job,
+    Notification,
+    NotificationAttempt,
+    Recording,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +80,7 @@ def job_finished(session: Session, job_ids: Iterable[str]) -> list[str]:
         rows = session.execute(
             select(Job, NOTIFY_URL).where(Job.id.in_(chunk), NOTIFY_URL.is_not(None),
                                           Job.status.in_(list(FINAL_JOB_STATUSES)))
-            .options(selectinload(Job.attempt_rows)).execution_options(populate_existing=True)
+            .options(WITH_ATTEMPTS).execution_options(populate_existing=True)
         ).all()
         made += [_store(session, job, url, NotificationType.CALL_FINISHED) for job, url in rows]
     return made
@@ -83,7 +91,7 @@ def attempt_ended(session: Session, attempt: Attempt) -> str | None:
     row = session.execute(
         select(Job, NOTIFY_URL).where(Job.id == attempt.job_id, NOTIFY_URL.is_not(None),
                                       NOTIFY_EACH_ATTEMPT)
-        .options(selectinload(Job.attempt_rows)).execution_options(populate_existing=True)
+        .options(WITH_ATTEMPTS).execution_options(populate_existing=True)
     ).one_or_none()
     if row is None:
         return None
@@ -91,14 +99,28 @@ def attempt_ended(session: Session, attempt: Attempt) -> str | None:
     return _store(session, job, url, NotificationType.ATTEMPT_ENDED, attempt)
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def recording_as_dict(recording: Recording) -> dict[str, Any]:
+    return {"sid": recording.sid, "status": recording.status, "url": recording.url,
+            "duration": recording.duration, "channels": recording.channels,
+            "source": recording.source, "track": recording.track,
+            "started_at": _iso(recording.started_at), "error_code": recording.error_code}
+
+
 def attempt_as_dict(attempt: Attempt) -> dict[str, Any]:
+    """An attempt as producers see it, in notifications and in the HTTP API alike (its
+    recordings loaded with it: WITH_ATTEMPTS)."""
     return {
         "ordinal": attempt.ordinal, "call_sid": attempt.call_sid, "status": attempt.status,
         "duration": attempt.duration, "answered_by": attempt.answered_by,
+        "machine_detection_duration_ms": attempt.machine_detection_duration,
         "sip_response_code": attempt.sip_response_code, "error_code": attempt.error_code,
-        "error_message": attempt.error_message,
-        "started_at": attempt.created_at.isoformat() if attempt.created_at else None,
-        "ended_at": attempt.ended_at.isoformat() if attempt.ended_at else None,
+        "error_message": attempt.error_message, "started_at": _iso(attempt.created_at),
+        "ended_at": _iso(attempt.ended_at),
+        "recordings": [recording_as_dict(r) for r in attempt.recordings],
     }
 
 

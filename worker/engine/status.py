@@ -3,42 +3,29 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-from sqlalchemy import Insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from worker.domain.callbacks import callback_int, callback_time
 from worker.domain.clock import utcnow
 from worker.domain.lifecycle import JobPolicy, decide, is_terminal, moves_forward, status_rank
+from worker.domain.recordings import ANSWERED_BY, answer_replaces
 from worker.domain.statuses import CALL_STATUSES, FINAL_JOB_STATUSES, JobStatus
 from worker.engine import metrics, notifications
 from worker.engine.context import Context
+from worker.store.database import insert_unless_stored
 from worker.store.models import Attempt, Event, Job
 
 log = logging.getLogger(__name__)
 
 UNSEQUENCED_BASE = 1_000_000
+EVENT_KEY = ("call_sid", "sequence_number")
 
 
 class UnknownCall(Exception):
     """No attempt has this CallSid (yet): the create's answer may still be on its way."""
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _timestamp(value: str | None) -> datetime | None:
-    try:
-        return parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError):
-        return None
 
 
 def handle_status(ctx: Context, params: dict[str, str], idempotency_token: str | None = None,
@@ -46,7 +33,7 @@ def handle_status(ctx: Context, params: dict[str, str], idempotency_token: str |
     """Returns what happened: 'stored', 'duplicate', 'orphan' (raises UnknownCall) or 'invalid'."""
     call_sid = params.get("CallSid", "")
     call_status = params.get("CallStatus", "")
-    sequence = _int(params.get("SequenceNumber"))
+    sequence = callback_int(params.get("SequenceNumber"))
     if not call_sid or call_status not in CALL_STATUSES:
         log.warning("ignoring a status report with CallSid=%r CallStatus=%r", call_sid[:40],
                     call_status[:20])
@@ -65,7 +52,8 @@ def handle_status(ctx: Context, params: dict[str, str], idempotency_token: str |
         # The unique key decides what is a repeat, in the INSERT itself: no savepoint, no
         # failed statement, and no ORM flush (the Event below is only read).
         stored = session.execute(
-            _insert_unless_stored(session).values(values).returning(Event.id)).scalar()
+            insert_unless_stored(session, Event, EVENT_KEY).values(values)
+            .returning(Event.id)).scalar()
         event = Event(**values)
         if stored is None:
             # A repeat, unless it was stored as an orphan and its attempt is now known.
@@ -84,13 +72,6 @@ def handle_status(ctx: Context, params: dict[str, str], idempotency_token: str |
     if result == "orphan":
         raise UnknownCall(call_sid)
     return result
-
-
-def _insert_unless_stored(session: Session) -> Insert:
-    """INSERT INTO events ... ON CONFLICT (call_sid, sequence_number) DO NOTHING."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(Event).on_conflict_do_nothing(
-        index_elements=["call_sid", "sequence_number"])
 
 
 def adopt_orphan_events(session: Session, call_sid: str) -> int:
@@ -122,18 +103,21 @@ def apply_event(session: Session, attempt: Attempt, event: Event) -> None:
     if not moves_forward(attempt.status, event.call_status):
         return
     attempt.status = event.call_status
-    attempt.sip_response_code = _int(params.get("SipResponseCode")) or attempt.sip_response_code
-    attempt.duration = _int(params.get("CallDuration")) or attempt.duration
-    attempt.answered_by = params.get("AnsweredBy") or attempt.answered_by
+    attempt.sip_response_code = (callback_int(params.get("SipResponseCode"))
+                                 or attempt.sip_response_code)
+    attempt.duration = callback_int(params.get("CallDuration")) or attempt.duration
+    answered_by = params.get("AnsweredBy")
+    if answered_by in ANSWERED_BY and answer_replaces(attempt.answered_by, answered_by):
+        attempt.answered_by = answered_by
     if params.get("RecordingSid"):
         attempt.recording_sid = params["RecordingSid"]
         attempt.recording_url = params.get("RecordingUrl")
-        attempt.recording_duration = _int(params.get("RecordingDuration"))
+        attempt.recording_duration = callback_int(params.get("RecordingDuration"))
     if params.get("ErrorCode"):
-        attempt.error_code = _int(params.get("ErrorCode"))
+        attempt.error_code = callback_int(params.get("ErrorCode"))
         attempt.error_message = params.get("ErrorMessage")
     if is_terminal(event.call_status):
-        attempt.ended_at = _timestamp(params.get("Timestamp")) or utcnow()
+        attempt.ended_at = callback_time(params.get("Timestamp")) or utcnow()
         metrics.after_commit(session, metrics.OUTCOMES.labels(event.call_status).inc)
         decide_job(session, attempt)
 

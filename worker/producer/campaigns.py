@@ -463,7 +463,8 @@ def list_campaigns(ctx: Context) -> list[dict[str, Any]]:
 
 
 def export_rows(ctx: Context, campaign_id: str) -> Iterator[dict[str, Any]]:
-    """One row per recipient: final state, attempts, last outcome, talk time, metadata."""
+    """One row per recipient: final state, attempts, last outcome, talk time, the last
+    attempt's answer and recording, metadata."""
     with ctx.database.session() as session:
         _campaign(session, campaign_id)
         jobs = session.scalars(select(Job).where(Job.campaign_id == campaign_id)
@@ -475,6 +476,10 @@ def export_rows(ctx: Context, campaign_id: str) -> Iterator[dict[str, Any]]:
                "last_outcome": job.outcome or (last.status if last else ""),
                "talk_time_s": sum(a.duration or 0 for a in job.attempt_rows
                                   if a.status == AttemptStatus.COMPLETED),
+               # The last attempt's AMD result and completed recording.
+               "answered_by": last.answered_by if last else None,
+               "recording_url": last.recording_url if last else None,
+               "recording_duration": last.recording_duration if last else None,
                "job_id": job.id, **job.metadata_}
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from worker.domain import validation
 from worker.domain.clock import utcnow
@@ -28,7 +28,7 @@ from worker.engine.outbox import publish_place_calls
 from worker.logs import mask
 from worker.settings import Settings
 from worker.store.database import in_chunks
-from worker.store.models import DoNotCall, Job
+from worker.store.models import WITH_ATTEMPTS, DoNotCall, Job
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ def get_jobs(ctx: Context, job_ids: Sequence[str]) -> dict[str, Job]:
     with ctx.database.session() as session:
         for chunk in in_chunks(list(job_ids)):
             found.update((job.id, job) for job in session.scalars(
-                select(Job).where(Job.id.in_(chunk)).options(selectinload(Job.attempt_rows))))
+                select(Job).where(Job.id.in_(chunk)).options(WITH_ATTEMPTS)))
     return found
 
 

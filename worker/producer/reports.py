@@ -7,13 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import selectinload
 
 from worker.domain.statuses import JobStatus
 from worker.domain.validation import normalize_to
 from worker.engine import notifications
 from worker.engine.context import Context
-from worker.store.models import Attempt, Event, Job
+from worker.store.models import WITH_ATTEMPTS, Attempt, Event, Job
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -36,14 +35,14 @@ def job_as_dict(job: Job) -> dict[str, Any]:
 
 
 def attempt_as_dict(attempt: Attempt, events: list[Event]) -> dict[str, Any]:
+    """The attempt as producers see it (notifications.attempt_as_dict), with what the CLI
+    shows besides: its number, the recording the status callbacks named, its event timeline."""
     return {
-        "number": attempt.ordinal, "call_sid": attempt.call_sid, "status": attempt.status,
-        "sip_response_code": attempt.sip_response_code, "duration": attempt.duration,
-        "answered_by": attempt.answered_by, "error_code": attempt.error_code,
-        "error_message": attempt.error_message, "recording_url": attempt.recording_url,
+        **notifications.attempt_as_dict(attempt),
+        "number": attempt.ordinal, "recording_url": attempt.recording_url,
         "recording_sid": attempt.recording_sid,
         "recording_duration": attempt.recording_duration,
-        "created_at": _iso(attempt.created_at), "ended_at": _iso(attempt.ended_at),
+        "created_at": _iso(attempt.created_at),
         "events": [{"sequence": e.sequence_number, "status": e.call_status, "source": e.source,
                     "received_at": _iso(e.received_at)} for e in events],
     }
@@ -51,7 +50,7 @@ def attempt_as_dict(attempt: Attempt, events: list[Event]) -> dict[str, Any]:
 
 def job_detail(ctx: Context, job_id: str) -> dict[str, Any] | None:
     with ctx.database.session() as session:
-        job = session.get(Job, job_id)
+        job = session.get(Job, job_id, options=[WITH_ATTEMPTS])
         if job is None:
             return None
         ids = [a.id for a in job.attempt_rows]
@@ -126,6 +125,6 @@ def find_jobs(ctx: Context, *, status: str | None = None, campaign_id: str | Non
         query = query.where(or_(Job.created_at < created_at,
                                 and_(Job.created_at == created_at, Job.id < job_id)))
     query = (query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
-             .options(selectinload(Job.attempt_rows)))
+             .options(WITH_ATTEMPTS))
     with ctx.database.session() as session:
         return list(session.scalars(query))

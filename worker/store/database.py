@@ -10,7 +10,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, Insert, create_engine, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -23,6 +24,13 @@ def in_chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     """`items` in slices that fit one IN (...) list."""
     for start in range(0, len(items), IN_CHUNK):
         yield items[start:start + IN_CHUNK]
+
+
+def insert_unless_stored(session: Session, model: type[Any], key: Sequence[str]) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO NOTHING: the unique key decides what is a repeat, in
+    the INSERT itself (no savepoint, no failed statement), on both backends."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).on_conflict_do_nothing(index_elements=list(key))
 
 
 def _tune_sqlite(engine: Engine) -> None:

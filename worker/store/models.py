@@ -1,5 +1,5 @@
-"""Jobs, attempts, status-callback events, campaigns and the do-not-call list: the database
-is the only place a job lives."""
+"""Jobs, attempts, status-callback events, recordings, campaigns and the do-not-call list: the
+database is the only place a job lives."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
 from worker.domain.clock import utcnow
 
@@ -160,6 +160,8 @@ class Attempt(Base):
     sip_response_code: Mapped[int | None] = mapped_column(Integer)
     duration: Mapped[int | None] = mapped_column(Integer)
     answered_by: Mapped[str | None] = mapped_column(String(32))
+    # How long answering machine detection took to answer, in milliseconds (async AMD).
+    machine_detection_duration: Mapped[int | None] = mapped_column(Integer)
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)
     recording_url: Mapped[str | None] = mapped_column(Text)
@@ -170,6 +172,11 @@ class Attempt(Base):
     ended_at: Mapped[datetime | None] = mapped_column()
 
     job: Mapped[Job] = relationship(back_populates="attempt_rows")
+    # The call's recordings, joined by CallSid: a recording whose callback came before the
+    # attempt knew its CallSid joins it as soon as it does. Loaded only where asked for.
+    recordings: Mapped[list[Recording]] = relationship(
+        primaryjoin="foreign(Recording.call_sid) == Attempt.call_sid", viewonly=True,
+        order_by="(Recording.started_at, Recording.sid)")
 
 
 class Event(Base):
@@ -191,6 +198,31 @@ class Event(Base):
     idempotency_token: Mapped[str | None] = mapped_column(String(128))
     payload: Mapped[dict[str, Any]] = mapped_column()
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Recording(Base):
+    """One recording of a call, as its recording status callbacks describe it; stored once,
+    its status only moving forward."""
+
+    __tablename__ = "recordings"
+
+    sid: Mapped[str] = mapped_column(String(34), primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(34), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(Text)
+    duration: Mapped[int | None] = mapped_column(Integer)  # seconds
+    channels: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(String(32))
+    track: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime | None] = mapped_column()
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# The loader option for a job as producers see it: its attempts and their recordings, in
+# two more statements whatever the number of jobs.
+WITH_ATTEMPTS = selectinload(Job.attempt_rows).selectinload(Attempt.recordings)
 
 
 class ApiKey(Base):
