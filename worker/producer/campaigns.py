@@ -41,7 +41,7 @@ from worker.domain.windows import Window, next_open_for, parse_window, stored_wi
 from worker.engine import notifications
 from worker.engine.context import Context
 from worker.producer.dnc import listed_numbers
-from worker.producer.files import read_text
+from worker.producer.files import csv_rows, read_text
 from worker.producer.jobs import cancel_job, check_notify
 from worker.store.models import Attempt, Campaign, Job
 
@@ -83,17 +83,17 @@ def read_contacts(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     text = read_text(path)
     if not text.strip():
         raise ValueError(f"{path}: the file is empty")
-    # csv.reader and a dict per row: DictReader's bookkeeping costs more than the dict.
-    reader = csv.reader(io.StringIO(text, newline=""))
-    columns = [c.strip().lower() for c in next(reader, [])]
+    # Cells and a dict per row: DictReader's bookkeeping costs more than the dict.
+    rows = csv_rows(text, path)
+    columns = [c.strip().lower() for c in next(rows, (0, []))[1]]
     if "to" not in columns:
         raise ValueError(f"{path}: no 'to' column in the header ({', '.join(columns)})")
     padding = [""] * len(columns)
-    for row in reader:
+    for line, row in rows:
         if row:  # a blank line is no row (as DictReader has it); short rows get ""
             if len(row) < len(columns):
                 row += padding[len(row):]
-            yield reader.line_num, dict(zip(columns, map(str.strip, row), strict=False))
+            yield line, dict(zip(columns, map(str.strip, row), strict=False))
 
 
 def create_campaign(
