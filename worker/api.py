@@ -18,6 +18,7 @@ from worker.producer import (
     dnc,
     jobs,
     notifications,
+    pace,
     recordings,
     redirect,
     reports,
@@ -68,3 +69,5 @@ list_api_keys = _bound(api_keys.list_api_keys)
 job_notifications = _bound(notifications.job_notifications)
 retry_notifications = _bound(notifications.retry_notifications)
 recording_media = _bound(recordings.recording_media)
+show_pace = _bound(pace.show_pace)
+set_pace = _bound(pace.set_pace)

@@ -231,3 +231,41 @@ def test_reserve_fails_closed_when_redis_was_never_there(tmp_path):
     with pytest.raises(redis.exceptions.ConnectionError):
         pacer.reserve()
     connection.close()
+
+
+def test_the_pace_belongs_to_the_account_not_to_each_worker(client, caplog):
+    account = new_account()
+    first = Pacer(client, account, 1, max_wait=60)
+    assert first.pace() is None  # nothing stored before the first reservation
+    first.reserve()
+    assert first.pace() == 1.0
+    faster = Pacer(client, account, 2.5, max_wait=60)  # another worker, configured otherwise
+
+    with caplog.at_level("WARNING", logger="worker.adapters.pacing"):
+        slots = [reserve_slot(faster) for _ in range(2)]
+
+    (_, a, err_a), (_, b, err_b) = slots
+    assert abs((b - a) - 1.0) <= TOLERANCE + err_a + err_b  # the account's 1/s, not 2.5/s
+    assert [r.getMessage() for r in caplog.records] == [
+        "the account's pace is 1.0 calls/s (dialer pace set); this worker's "
+        "DIALER_CALLS_PER_SECOND=2.5 is only the initial value"]
+
+
+def test_a_pace_set_applies_to_every_worker_from_its_next_reservation(client):
+    account = new_account()
+    workers = [Pacer(client, account, 1, max_wait=60) for _ in range(2)]
+    workers[0].set_pace(4)
+    assert workers[1].pace() == 4.0
+
+    slots = [reserve_slot(workers[n % 2]) for n in range(4)]
+
+    for (_, a, err_a), (_, b, err_b) in itertools.pairwise(slots):
+        assert abs((b - a) - 0.25) <= TOLERANCE + err_a + err_b, slots
+
+
+@pytest.mark.parametrize("value", [0, -1, 1001, float("inf"), float("nan"), True, "2"])
+def test_a_pace_out_of_bounds_is_refused_naming_the_field(client, value):
+    pacer = Pacer(client, new_account(), 1, max_wait=60)
+    with pytest.raises(ValueError, match="^calls_per_second: "):
+        pacer.set_pace(value)
+    assert pacer.pace() is None

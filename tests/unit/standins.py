@@ -198,12 +198,19 @@ class InstantPacer:
     def __init__(self) -> None:
         self.reservations = 0
         self.backlog: float | None = None
+        self.calls_per_second: float | None = None
 
     def reserve(self) -> float:
         if self.backlog is not None:
             raise PacingBacklog(self.backlog)
         self.reservations += 1
         return 0.0
+
+    def pace(self) -> float | None:
+        return self.calls_per_second
+
+    def set_pace(self, calls_per_second: float) -> None:
+        self.calls_per_second = calls_per_second
 
 
 @dataclass
