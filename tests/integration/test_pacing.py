@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from harness.servers import RedisServer
+from harness.stack import dialer
 from worker.adapters.pacing import Pacer, PacingBacklog
 
 pytestmark = pytest.mark.integration
@@ -266,6 +267,28 @@ def test_a_pace_set_applies_to_every_worker_from_its_next_reservation(client):
 @pytest.mark.parametrize("value", [0, -1, 1001, float("inf"), float("nan"), True, "2"])
 def test_a_pace_out_of_bounds_is_refused_naming_the_field(client, value):
     pacer = Pacer(client, new_account(), 1, max_wait=60)
-    with pytest.raises(ValueError, match="^calls_per_second: "):
+    with pytest.raises(ValueError, match=r"^calls_per_second: "):
         pacer.set_pace(value)
     assert pacer.pace() is None
+
+
+def test_dialer_pace_set_and_show_change_the_account_pace(client, redis_server):
+    account = new_account()
+    env = {"DIALER_REDIS_URL": redis_server.url, "TWILIO_ACCOUNT_SID": account,
+           "TWILIO_AUTH_TOKEN": "x", "DIALER_CALLS_PER_SECOND": "1"}
+    shown = dialer(env, "pace", "show")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("not set: the first worker to dial stores its "
+                                   "DIALER_CALLS_PER_SECOND (1 here)")
+
+    changed = dialer(env, "pace", "set", "2.5")
+
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout.startswith("2.5 calls/s for every worker")
+    assert Pacer(client, account, 1, max_wait=60).pace() == 2.5
+    for bad in ("0", "abc", "5000"):
+        refused = dialer(env, "pace", "set", bad)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        assert refused.stderr.strip().splitlines()[-1].lower().startswith(
+            ("error: calls_per_second:", "error: invalid value for 'calls_per_second'")), bad
+    assert "2.5 calls/s" in dialer(env, "pace", "show").stdout
