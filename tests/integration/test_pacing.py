@@ -292,3 +292,18 @@ def test_dialer_pace_set_and_show_change_the_account_pace(client, redis_server):
         assert refused.stderr.strip().splitlines()[-1].lower().startswith(
             ("error: calls_per_second:", "error: invalid value for 'calls_per_second'")), bad
     assert "2.5 calls/s" in dialer(env, "pace", "show").stdout
+
+
+def test_a_create_never_leaves_within_an_interval_of_the_last_one(client):
+    account = new_account()
+    first, second = (Pacer(client, account, 5, max_wait=60) for _ in range(2))
+    # Both slots are free at once: a late wake-up of one worker can make this happen.
+    assert first.depart() == 0
+    before = time.time()
+    wait = second.depart()
+    assert 0.2 - (time.time() - before) - TOLERANCE <= wait <= 0.2
+    sleep_until(time.time() + wait)
+    while (more := second.depart()) > 0:  # the clock's granularity may leave a few µs
+        assert more < TOLERANCE
+        sleep_until(time.time() + more)
+    assert first.depart() > 0.2 - 0.05  # and the next one waits for the second

@@ -201,11 +201,16 @@ class InstantPacer:
         self.reservations = 0
         self.backlog: float | None = None
         self.calls_per_second: float | None = None
+        self.departures = 0
 
     def reserve(self) -> float:
         if self.backlog is not None:
             raise PacingBacklog(self.backlog)
         self.reservations += 1
+        return 0.0
+
+    def depart(self) -> float:
+        self.departures += 1
         return 0.0
 
     def pace(self) -> float | None:

@@ -42,6 +42,22 @@ redis.call('SET', KEYS[1], string.format('%.0f', slot + interval),
            'PX', math.ceil((wait + interval) / 1000) + 1000)
 return {1, wait, pace}
 """
+# KEYS[1]: when the account's last create left (µs, Redis clock); KEYS[2]: its pace.
+# ARGV[1]: this process's initial pace. Returns the µs to wait before leaving, or 0 once
+# the departure is recorded: two creates never leave closer than one interval, whatever
+# the slots said (a worker woken late leaves late, and the next one waits for it).
+_DEPART = """
+local pace = redis.call('GET', KEYS[2]) or ARGV[1]
+local interval = math.max(1, math.floor(1000000 / tonumber(pace) + 0.5))
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local wait = tonumber(redis.call('GET', KEYS[1]) or '0') + interval - now
+if wait > 0 then
+  return wait
+end
+redis.call('SET', KEYS[1], string.format('%.0f', now), 'PX', math.ceil(interval / 1000) + 1000)
+return 0
+"""
 MAX_CALLS_PER_SECOND = 1000.0
 
 
@@ -75,7 +91,9 @@ class Pacer:
         self._pace_key = f"{self._key}:cps"
         self._initial = repr(check_pace(calls_per_second, "DIALER_CALLS_PER_SECOND"))
         self._max_wait_us = math.floor(max_wait * 1_000_000)
+        self._departed_key = f"{self._key}:departed"
         self._script = redis.register_script(_RESERVE_SLOT)
+        self._depart = redis.register_script(_DEPART)
         self._applied: bytes | None = None
 
     def reserve(self) -> float:
@@ -94,6 +112,16 @@ class Pacer:
                             applied.decode(), self._initial)
         if not reserved:
             raise PacingBacklog(wait_us / 1_000_000)
+        return wait_us / 1_000_000
+
+    def depart(self) -> float:
+        """Right before the create leaves: 0 once its departure is recorded, else the
+        seconds to wait before asking again (another create left less than an interval ago).
+
+        A slot is when a create may leave, not when it does: the checks after the wait take
+        their time, and a process woken late leaves late. This gate on the same clock keeps
+        two departures an interval apart anyway; the schedule keeps the rate."""
+        wait_us = self._depart(keys=[self._departed_key, self._pace_key], args=[self._initial])
         return wait_us / 1_000_000
 
     def pace(self) -> float | None:
@@ -122,6 +150,9 @@ class AccountPacer:
 
     def reserve(self) -> float:
         return self._pacer.reserve()
+
+    def depart(self) -> float:
+        return self._pacer.depart()
 
     def pace(self) -> float | None:
         return self._pacer.pace()

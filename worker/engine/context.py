@@ -53,6 +53,9 @@ class Pacer(Protocol):
     def reserve(self) -> float:
         """Reserve the next create slot; the seconds to wait for it."""
 
+    def depart(self) -> float:
+        """0 once this create may leave now (recorded), else the seconds to wait first."""
+
     def pace(self) -> float | None:
         """The account's calls per second, None before any is set."""
 

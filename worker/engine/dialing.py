@@ -193,9 +193,12 @@ def _create_paced(ctx: Context, claimed: Claimed) -> Any:
     for try_ in retrying:
         with try_:
             wait = ctx.pacer.reserve()
-            metrics.PACING_WAIT.observe(wait)
             ctx.sleep(wait)
             preflight(ctx, claimed.job_id)
+            while (departs_in := ctx.pacer.depart()) > 0:
+                wait += departs_in
+                ctx.sleep(departs_in)
+            metrics.PACING_WAIT.observe(wait)
             try:
                 call = ctx.twilio.create_call(claimed.params)
             except Exception as exc:
