@@ -77,7 +77,7 @@ def test_old_final_jobs_lose_their_numbers_and_nothing_else_does(
         REDACTED, "completed", "completed", 1)
     assert job.metadata_ == {"name": REDACTED}
     assert job.updated_at < start - timedelta(days=DAYS)
-    # Recent, and not final however old: as they were.
+    # Recent, and not final however old: left as they are.
     assert get_job(engine_ctx, recent).to == "+14155550130"
     assert get_job(engine_ctx, waiting).to == "+14155550121"
     assert "jobs.metadata" in columns_holding(engine_ctx.database, "gold")
@@ -118,8 +118,8 @@ def test_a_job_whose_redaction_raises_is_skipped_and_counted(
     assert (result["jobs"], result["skipped"]) == (2, 1)
     assert metrics.SKIPPED.labels("retention")._value.get() == skipped + 1
     assert [get_job(engine_ctx, j).to for j in jobs] == [REDACTED, "+14155550141", REDACTED]
-    # Its savepoint rolled back: its callbacks, redacted before its notification raised,
-    # are whole again, not half-redacted.
+    # Its savepoint rolled back: its callbacks, redacted ahead of the notification that
+    # raised, are whole again, not half-redacted.
     assert get_job(engine_ctx, poisoned).metadata_ == {"name": "Ann"}
     with engine_ctx.database.session() as session:
         payloads = session.scalars(select(Event.payload).join(Attempt).where(

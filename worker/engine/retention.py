@@ -46,8 +46,8 @@ BATCH = 200
 
 def redact_job(session: Session, job_id: str, numbers: Collection[str] = ()) -> Counter[str]:
     """Remove the job's number (and `numbers`) from the job, its attempts, their callbacks
-    and its notifications; what was changed, counted by table. The job's updated_at stays:
-    it is still when the job itself last changed."""
+    and its notifications; what it redacts, counted by table. The job's updated_at stays
+    the time of the job's own last change."""
     job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
     counts: Counter[str] = Counter()
     if job is None:

@@ -1,6 +1,6 @@
 """Erasing a number everywhere the dialer holds it, for a person who asks: their jobs
 redacted (kept, counted, their number gone), their waiting jobs canceled, their live calls
-ended, the number scrubbed wherever else it was written."""
+ended, the number scrubbed wherever else it is written."""
 
 from __future__ import annotations
 
@@ -54,14 +54,14 @@ def _end(ctx: Context, job_id: str) -> bool:
 def erase_number(ctx: Context, numbers: str | Iterable[str], *,
                  do_not_call: bool = False) -> dict[str, Any]:
     """Remove the numbers (normalised as enqueue does) from every job, attempt, callback,
-    contact's details and notification; what was done, counted.
+    contact's details and notification; what it does, counted.
 
     Their waiting jobs end `canceled` and their live calls are ended (the jobs end
     `canceled`): every job of the number is final, then redacted. Jobs, outcomes and
     attempts stay, so campaign totals and exports still add up. With `do_not_call` the
     numbers go on the do-not-call list, in the same transaction as the cancels, and are
     never called again; the list itself is not erased (it is the record of the wish not to
-    be called). Safe to run again. ValueError names the field; nothing is changed then.
+    be called). Safe to run again. ValueError names the field; nothing changes then.
     """
     wanted = _checked(numbers, do_not_call)
     with ctx.database.session() as session:
