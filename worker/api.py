@@ -16,6 +16,7 @@ from worker.producer import (
     api_keys,
     campaigns,
     dnc,
+    erasure,
     jobs,
     notifications,
     pace,
@@ -63,6 +64,7 @@ add_do_not_call = _bound(dnc.add_do_not_call)
 remove_do_not_call = _bound(dnc.remove_do_not_call)
 list_do_not_call = _bound(dnc.list_do_not_call)
 is_on_do_not_call = _bound(dnc.is_on_do_not_call)
+erase_number = _bound(erasure.erase_number)
 create_api_key = _bound(api_keys.create_api_key)
 revoke_api_key = _bound(api_keys.revoke_api_key)
 list_api_keys = _bound(api_keys.list_api_keys)
