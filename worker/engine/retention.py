@@ -28,7 +28,7 @@ from worker.domain.privacy import (
 )
 from worker.domain.statuses import FINAL_JOB_STATUSES
 from worker.engine.context import Context
-from worker.engine.reconcile import isolated
+from worker.engine.isolation import isolated
 from worker.store.models import (
     Attempt,
     Campaign,
