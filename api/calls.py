@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from api.auth import require
 from api.bodies import (
@@ -77,7 +77,7 @@ def _jobs(job_ids: list[str]) -> dict[str, dict[str, Any]]:
 def _enqueue(specs: list[dict[str, Any]], batch: bool) -> tuple[list[dict[str, Any]], int]:
     """The jobs in the request's order, and 201 if any is new, else 200 (all were stored)."""
     try:
-        results = enqueue(context(), specs, batch=batch)
+        results = enqueue(context(), specs, batch=batch, api_key_id=g.api_key.id)
     except IdempotencyConflict as exc:
         raise invalid(exc, 409) from None
     except ValueError as exc:

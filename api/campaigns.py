@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from api.auth import require
 from api.bodies import DIGITS, json_body, json_object, reject_unknown
@@ -125,7 +125,8 @@ def _create(arguments: dict[str, Any]) -> dict[str, Any]:
 def _created(arguments: dict[str, Any]) -> dict[str, Any]:
     name = arguments.pop("name")
     try:
-        return create_campaign(context(), name, **arguments).to_json()
+        return create_campaign(context(), name, **arguments,
+                               api_key_id=g.api_key.id).to_json()
     except ValueError as exc:
         raise invalid(exc) from None
 

@@ -20,7 +20,7 @@ from dotenv import load_dotenv
 
 from worker.domain.lifecycle import MAX_ATTEMPTS, MAX_RETRY_DELAY_S
 from worker.domain.names import AMD_CALLBACK_PATH, RECORDING_CALLBACK_PATH, STATUS_CALLBACK_PATH
-from worker.domain.notifications import RETRY_DELAYS_S
+from worker.domain.notifications import RETRY_DELAYS_S, SIGNING_SECRET_PREFIX
 from worker.domain.statuses import RETRYABLE_CALL_STATUSES
 
 # A hundred years: past it, the cut-off date is out of datetime's range.
@@ -228,7 +228,6 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-NOTIFY_SECRET_PREFIX = "whsec_"
 
 
 def _notify_secret(env: Mapping[str, str]) -> bytes | None:
@@ -237,10 +236,10 @@ def _notify_secret(env: Mapping[str, str]) -> bytes | None:
     if not raw:
         return None
     # The value is a secret: the errors never repeat it.
-    if not raw.startswith(NOTIFY_SECRET_PREFIX):
-        raise SettingsError(f"DIALER_NOTIFY_SECRET must start with {NOTIFY_SECRET_PREFIX}")
+    if not raw.startswith(SIGNING_SECRET_PREFIX):
+        raise SettingsError(f"DIALER_NOTIFY_SECRET must start with {SIGNING_SECRET_PREFIX}")
     try:
-        key = base64.b64decode(raw.removeprefix(NOTIFY_SECRET_PREFIX), validate=True)
+        key = base64.b64decode(raw.removeprefix(SIGNING_SECRET_PREFIX), validate=True)
     except (binascii.Error, ValueError):
         raise SettingsError("DIALER_NOTIFY_SECRET must be whsec_ followed by base64") from None
     if len(key) < 24:

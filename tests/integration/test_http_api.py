@@ -18,6 +18,7 @@ from harness.waiting import free_port, wait_for
 from tests.support.api_fixtures import API_MAX_BODY, ApiClient, ApiServer, openapi_document
 from worker.demo.processes import stop_all
 from worker.producer.api_keys import create_api_key, revoke_api_key
+from worker.producer.jobs import get_jobs
 from worker.producer.reports import find_jobs
 
 pytestmark = pytest.mark.integration
@@ -281,6 +282,20 @@ def test_redirect_needs_a_live_call_and_names_a_bad_field(api):
     assert problem(api.post("/v1/calls/nope/redirect", json={"url": VOICE_URL}),
                    404).startswith("job_id: no job")
     assert api.get(f"/v1/calls/{waiting['id']}").json()["status"] == "scheduled"
+
+
+
+def test_what_a_key_enqueues_is_signed_with_that_keys_secret(api_server):
+    key, token = create_api_key(api_server.ctx, "billing")
+    client = api_server.client(token)
+    job = client.post("/v1/calls", json=call()).json()
+    imported = client.post("/v1/campaigns", json={
+        "name": "reminders", "url": VOICE_URL, "contacts": [{"to": number()}]}).json()
+    campaign_job = find_jobs(api_server.ctx, campaign_id=imported["campaign_id"])[0]
+
+    stored = get_jobs(api_server.ctx, [job["id"], campaign_job.id])
+
+    assert {j.api_key_id for j in stored.values()} == {key.id}
 
 
 # --- do-not-call ------------------------------------------------------------------------

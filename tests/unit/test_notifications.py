@@ -5,12 +5,13 @@ claim that two workers cannot both win, retried on a schedule, and given up afte
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from time_machine import TimeMachineFixture
 from twilio.base.exceptions import TwilioRestException
 
@@ -29,9 +30,11 @@ from worker.engine.dialing import dial
 from worker.engine.dispatch import dispatch_due
 from worker.engine.reconcile import decide_stranded
 from worker.engine.status import handle_status
+from worker.producer import api_keys
+from worker.producer.api_keys import create_api_key
 from worker.producer.campaigns import cancel_campaign, create_campaign
 from worker.producer.dnc import add_do_not_call
-from worker.producer.jobs import cancel_job, enqueue_call
+from worker.producer.jobs import cancel_job, enqueue, enqueue_call
 from worker.producer.notifications import job_notifications, retry_notifications
 from worker.settings import Settings, SettingsError
 from worker.store.models import Job, Notification, NotificationAttempt
@@ -266,6 +269,40 @@ def test_delivery_is_signed_as_standard_webhooks_specifies(
     assert post.headers["webhook-signature"] == expected
     assert event.status == "delivered" and event.delivered_at is not None
     assert event.attempts == 1 and event.last_status_code == 204
+
+
+def test_events_of_an_api_keys_jobs_are_signed_with_that_keys_own_secret(
+        engine_ctx: Context, broker: InMemoryBroker, notifier: RecordingNotifier) -> None:
+    billing, _ = create_api_key(engine_ctx, "billing")
+    clinic, _ = create_api_key(engine_ctx, "clinic")
+    (sent,) = enqueue(engine_ctx, [{"to": TO, "url": VOICE_URL, "notify_url": HOOK}],
+                      api_key_id=billing.id)
+    campaign = create_campaign(engine_ctx, "reminders", contacts=[{"to": "+14155550124"}],
+                               url=VOICE_URL, notify_url=HOOK, api_key_id=clinic.id)
+    cancel_job(engine_ctx, sent.job_id)
+    cancel_campaign(engine_ctx, campaign.campaign_id)
+    assert deliver_all(engine_ctx, broker) == ["delivered", "delivered"]
+
+    own = {key.id: api_keys.signing_secret(engine_ctx, key.id) for key in (billing, clinic)}
+    assert len({*own.values(), SECRET}) == 3
+    (campaign_job,) = [e.job_id for e in events(engine_ctx) if e.job_id != sent.job_id]
+    for post, key, job_id in zip(notifier.posts, (billing, clinic), (sent.job_id, campaign_job),
+                                 strict=True):
+        assert Webhook(own[key.id]).verify(post.body, post.headers)["data"]["job_id"] == job_id
+        for other in {*own.values(), SECRET} - {own[key.id]}:
+            with pytest.raises(WebhookVerificationError):
+                Webhook(other).verify(post.body, post.headers)
+
+
+def test_a_keys_signing_secret_needs_the_notify_secret_and_a_known_key(
+        engine_ctx: Context) -> None:
+    with pytest.raises(ValueError, match=r"^key_id: no API key 'nope'$"):
+        api_keys.signing_secret(engine_ctx, "nope")
+    key, _ = create_api_key(engine_ctx, "billing")
+    unsigned = dataclasses.replace(
+        engine_ctx, settings=dataclasses.replace(engine_ctx.settings, notify_secret=None))
+    with pytest.raises(ValueError, match="DIALER_NOTIFY_SECRET is not set"):
+        api_keys.signing_secret(unsigned, key.id)
 
 
 def test_failed_delivery_is_retried_on_the_schedule_then_given_up(

@@ -1,5 +1,5 @@
-"""`dialer api-key create|list|revoke`: the keys of the HTTP producer API, and `dialer api`,
-which serves it.
+"""`dialer api-key create|list|revoke|signing-secret`: the keys of the HTTP producer API,
+and `dialer api`, which serves it.
 
 `dialer api` execs gunicorn with the app's import string: the `api` package is the web
 layer, above this CLI, and is loaded only by gunicorn's workers.
@@ -41,7 +41,16 @@ def api_key_create(name: str, scopes: tuple[str, ...], as_json: bool) -> None:
     else:
         click.echo(token)
     click.echo(f"API key {info.id} ({info.name}, {', '.join(info.scopes)}) created; its token "
-               "is not shown again: store it now.", err=True)
+               "is not shown again: store it now. The events of what it enqueues are signed "
+               f"with `dialer api-key signing-secret {info.id}`.", err=True)
+
+
+@api_key.command("signing-secret")
+@click.argument("key_id")
+@friendly_errors
+def api_key_signing_secret(key_id: str) -> None:
+    """The whsec_ secret that signs the result notifications of this key's calls."""
+    click.echo(api.api_key_signing_secret(key_id))
 
 
 @api_key.command("list")

@@ -31,6 +31,7 @@ class NotificationStatus(StrEnum):
 # event gives up. The default of DIALER_NOTIFY_RETRY_DELAYS.
 RETRY_DELAYS_S = (5, 300, 1800, 7200, 18000, 36000, 36000, 36000)
 RETRY_JITTER = 0.1  # up to +10%, so receivers that failed together do not come back together
+SIGNING_SECRET_PREFIX = "whsec_"
 # A 410 Gone says the endpoint is gone for good: no retry.
 GONE = 410
 
@@ -56,6 +57,18 @@ def signature(key: bytes, event_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{event_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def api_key_signing_key(secret: bytes, api_key_id: str) -> bytes:
+    """The signing key of the events of jobs an API key enqueued: derived from
+    DIALER_NOTIFY_SECRET and the key's id, so each producing service verifies with a secret
+    of its own, one leaked secret reveals no other, and nothing secret is stored per key."""
+    return hmac.new(secret, b"dialer api key " + api_key_id.encode(), hashlib.sha256).digest()
+
+
+def as_signing_secret(key: bytes) -> str:
+    """A key as Standard Webhooks writes a signing secret: whsec_ and its base64."""
+    return SIGNING_SECRET_PREFIX + base64.b64encode(key).decode()
 
 
 def signed_headers(key: bytes, event_id: str, timestamp: int, body: bytes) -> dict[str, str]:

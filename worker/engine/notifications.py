@@ -26,6 +26,7 @@ from worker.domain.notifications import (
     GONE,
     NotificationStatus,
     NotificationType,
+    api_key_signing_key,
     is_success,
     retry_delay,
     signed_headers,
@@ -146,7 +147,8 @@ def _store(session: Session, job: Job, url: str, type_: NotificationType,
                "data": event_data(job, attempt)}
     session.execute(insert(Notification).values(
         id=event_id, job_id=job.id, type=type_.value, url=url, payload=payload,
-        status=NotificationStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now))
+        status=NotificationStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now,
+        api_key_id=job.api_key_id))
     session.info.setdefault(_NEW, []).append(event_id)
     return event_id
 
@@ -196,8 +198,8 @@ def lease_s(ctx: Context) -> float:
 def deliver(ctx: Context, notification_id: str) -> str:
     """POST one event; what happened: 'delivered', 'retry', 'gave_up' or 'skipped' (not
     pending, not due, or another worker holds it)."""
-    key = ctx.settings.notify_secret
-    if key is None:
+    secret = ctx.settings.notify_secret
+    if secret is None:
         log.warning("notification %s not sent: DIALER_NOTIFY_SECRET is not set",
                     notification_id)
         return "skipped"
@@ -211,9 +213,11 @@ def deliver(ctx: Context, notification_id: str) -> str:
                    Notification.next_attempt_at <= now)
             .values(next_attempt_at=lease_until)
             .returning(Notification.url, Notification.payload, Notification.attempts,
-                       Notification.job_id)).one_or_none()
+                       Notification.job_id, Notification.api_key_id)).one_or_none()
     if claimed is None:
         return "skipped"
+    key = (secret if claimed.api_key_id is None
+           else api_key_signing_key(secret, claimed.api_key_id))
     body = json.dumps(claimed.payload, separators=(",", ":")).encode()
     headers = signed_headers(key, notification_id, int(time.time()), body)
     started = time.monotonic()

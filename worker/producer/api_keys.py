@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from worker.domain.clock import utcnow
+from worker.domain.notifications import api_key_signing_key, as_signing_secret
 from worker.engine.context import Context
 from worker.store.models import ApiKey
 
@@ -115,6 +116,18 @@ def list_api_keys(ctx: Context) -> list[ApiKeyInfo]:
     with ctx.database.session() as session:
         keys = session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id))
         return [_info(key) for key in keys]
+
+
+def signing_secret(ctx: Context, key_id: str) -> str:
+    """The secret that signs the events of the jobs and campaigns this key makes (whsec_...),
+    for the service that holds the key to verify them. Derived, not stored: it can be shown
+    again at any time, and changes when DIALER_NOTIFY_SECRET does."""
+    if ctx.settings.notify_secret is None:
+        raise ValueError("key_id: DIALER_NOTIFY_SECRET is not set, so no event is signed")
+    with ctx.database.session() as session:
+        if session.get(ApiKey, key_id) is None:
+            raise ValueError(f"key_id: no API key {key_id!r}")
+    return as_signing_secret(api_key_signing_key(ctx.settings.notify_secret, key_id))
 
 
 def authenticate(ctx: Context, token: str) -> ApiKeyInfo | None:

@@ -120,6 +120,7 @@ def create_campaign(
     notify_each_attempt: bool = False,
     start_at: datetime | str | None = None,
     end_at: datetime | str | None = None,
+    api_key_id: str | None = None,
 ) -> ImportResult:
     """Create a campaign and import its contacts (a CSV path, or rows as mappings).
 
@@ -129,7 +130,8 @@ def create_campaign(
     `notify_url` and `notify_each_attempt` are its jobs' result notifications (see
     enqueue_call); without a notify_url, DIALER_NOTIFY_URL's. Nothing is dialed before
     `start_at`; at `end_at` the jobs still waiting end `canceled`, outcome `expired` (both
-    aware datetimes or ISO 8601 text with an offset).
+    aware datetimes or ISO 8601 text with an offset). `api_key_id`: the HTTP API's key that
+    creates it, whose secret signs its jobs' events.
     """
     settings = ctx.settings
     notify_url, notify_each_attempt = check_notify(settings, notify_url, notify_each_attempt)
@@ -160,7 +162,7 @@ def create_campaign(
         "days": sorted(parsed_window.days), "timezone": timezone, "weight": weight,
         "status": CampaignStatus.ACTIVE, "vtime": 0.0, "created_at": now, "updated_at": now,
         "notify_url": notify_url, "notify_each_attempt": notify_each_attempt,
-        "start_at": starts, "end_at": ends,
+        "start_at": starts, "end_at": ends, "api_key_id": api_key_id,
     }
     rows = (read_contacts(Path(contacts)) if isinstance(contacts, (str, Path))
             else ((n + 2, dict(r)) for n, r in enumerate(contacts)))
@@ -283,7 +285,7 @@ def _prepare_jobs(rows: Iterable[tuple[int, dict[str, str]]], campaign: dict[str
 JOB_COLUMNS = ("id", "idempotency_key", "campaign_id", "to", "from", "url", "twiml",
                "application_sid", "call_options", "max_attempts", "retry_on", "retry_delays",
                "priority", "status", "next_attempt_at", "queued_at", "attempts", "metadata",
-               "timezones", "created_at", "updated_at")
+               "timezones", "api_key_id", "created_at", "updated_at")
 
 
 def _store_jobs(session: Session, campaign: dict[str, Any], jobs: list[Contact]) -> None:
@@ -311,7 +313,7 @@ def _store_jobs(session: Session, campaign: dict[str, Any], jobs: list[Contact])
         (uuid.uuid4().hex, *head, to, *voice,
          shared_options if options is None else json.dumps(options), *policy, json.dumps(meta),
          zone_lists.get(zones) or zone_lists.setdefault(zones, json.dumps(list(zones))),
-         now, now)
+         campaign["api_key_id"], now, now)
         for to, meta, zones, options in jobs)
     names = ", ".join(dialect.identifier_preparer.quote(c) for c in JOB_COLUMNS)
     if dialect.name == "postgresql":

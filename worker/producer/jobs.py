@@ -95,13 +95,14 @@ class Enqueued:
     created: bool
 
 
-def enqueue(ctx: Context, calls: Iterable[Mapping[str, Any]], *,
-            batch: bool = True) -> list[Enqueued]:
+def enqueue(ctx: Context, calls: Iterable[Mapping[str, Any]], *, batch: bool = True,
+            api_key_id: str | None = None) -> list[Enqueued]:
     """enqueue_call and enqueue_calls in one: each mapping holds enqueue_call's keyword
     arguments by name; all or nothing.
 
     A ValueError names the field, prefixed with the item (`calls[3].to: ...`) when `batch`;
     without `batch` exactly one call is expected and the field stands alone (`to: ...`).
+    `api_key_id`: the HTTP API's key that sends them, whose secret signs their events.
     """
     calls = list(calls)
     if not batch and len(calls) != 1:
@@ -119,7 +120,7 @@ def enqueue(ctx: Context, calls: Iterable[Mapping[str, Any]], *,
         if unknown:
             raise ValueError(f"{where(index)}{unknown[0]}: not an argument of enqueue_call")
         try:
-            rows.append(_job_row(ctx.settings, spec))
+            rows.append({**_job_row(ctx.settings, spec), "api_key_id": api_key_id})
         except ValueError as exc:
             raise ValueError(f"{where(index)}{exc}") from None
     return _store(ctx, rows, where) if rows else []

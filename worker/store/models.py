@@ -92,6 +92,8 @@ class Job(Base):
     notify_each_attempt: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # The API key that made it (over HTTP): its events are signed with that key's secret.
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -130,6 +132,8 @@ class Campaign(Base):
     notify_each_attempt: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # The API key that made it (over HTTP): its events are signed with that key's secret.
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
     # When the campaign may start and must stop dialing; unset means no bound.
     start_at: Mapped[datetime | None] = mapped_column()
     end_at: Mapped[datetime | None] = mapped_column()
@@ -265,6 +269,8 @@ class Notification(Base):
     delivered_at: Mapped[datetime | None] = mapped_column()
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Signed with this API key's secret (its job's), or with DIALER_NOTIFY_SECRET when None.
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class NotificationAttempt(Base):
