@@ -41,6 +41,7 @@ from worker.demo.processes import (
     webhook_argv,
     worker_argv,
 )
+from worker.domain.notifications import api_key_signing_key
 from worker.domain.statuses import FINAL_JOB_STATUSES, RETRYABLE_CALL_STATUSES, JobStatus
 from worker.engine.context import Context
 from worker.producer import api_keys, campaigns, jobs
@@ -178,9 +179,8 @@ def _print_summary(ctx: Context, campaign_id: str) -> None:
                   "table as CSV")
 
 
-def _call_over_http(ctx: Context, api_url: str, notify_url: str) -> Row:
+def _call_over_http(api_url: str, token: str, notify_url: str) -> Row:
     """One call as another service would place it: an API key, a POST, a notify_url."""
-    _, token = api_keys.create_api_key(ctx, "demo")
     body = {"to": HTTP_CALL_TO, "url": DEMO_VOICE_URL, "notify_url": notify_url,
             "metadata": {"enqueued": "over HTTP"}}
     console.print(f"and one call over HTTP, as a service would enqueue it:\n  "
@@ -259,8 +259,12 @@ def demo(time_scale: float, timeout: float, webhook_port: int | None, keep: bool
                       " jobs; dialing at 1 call/s")
         over_http: Row | None = None
         if simulate:
-            receiver = NotificationReceiver(ctx.settings.notify_secret or b"")
-            over_http = _call_over_http(ctx, f"http://127.0.0.1:{stack.api_port}", receiver.url)
+            key, token = api_keys.create_api_key(ctx, "demo")
+            # The events of what a key enqueues are signed with that key's own secret.
+            receiver = NotificationReceiver(
+                api_key_signing_key(ctx.settings.notify_secret or b"", key.id))
+            over_http = _call_over_http(f"http://127.0.0.1:{stack.api_port}", token,
+                                        receiver.url)
             rows.append(over_http)
         started = time.monotonic()
         with Live(_table(rows, 0), console=console, refresh_per_second=4) as live:
