@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from worker.adapters.http import RequestsNotifier
 from worker.settings import Settings
 from worker.store.database import Database
 
@@ -75,5 +74,5 @@ class Context:
     broker: Broker
     twilio: Calls
     pacer: Pacer
+    notifier: Notifier
     sleep: Callable[[float], None] = time.sleep
-    notifier: Notifier = field(default_factory=RequestsNotifier)
