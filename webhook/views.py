@@ -8,6 +8,7 @@ decides, so a slow database never makes Twilio wait or time out.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 from collections.abc import Callable
@@ -20,6 +21,8 @@ import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
 
 from webhook.publisher import BROKER_ERRORS, CONNECT_TIMEOUT_S, Publisher
 from worker.domain.names import (
@@ -91,14 +94,25 @@ def signed_url(settings: Settings) -> str:
 
 
 def _read_body(limit: int) -> bytes:
-    """The whole body, or 413 past `limit` (MAX_CONTENT_LENGTH).
+    """The whole body, 413 past `limit` (MAX_CONTENT_LENGTH), or 400 if it cannot be read.
 
     Werkzeug refuses a Content-Length past the limit, but a chunked body is silently cut
     at the limit: one more byte from the server's (terminated) stream tells them apart.
     """
-    body = request.get_data(cache=True)
-    if (len(body) >= limit and request.content_length is None
-            and request.environ["wsgi.input"].read(1)):
+    try:
+        body = request.get_data(cache=True)
+        past_limit = (len(body) >= limit and request.content_length is None
+                      and request.environ["wsgi.input"].read(1))
+    except HTTPException:
+        raise
+    except Exception as exc:
+        # WSGI names no error for a body the server cannot decode (a broken chunk size or
+        # terminator, a client gone mid-body): gunicorn raises its ParseException, werkzeug
+        # and gevent an OSError. Whatever the server, the client sent it: a 400, no traceback.
+        log.warning("unreadable request body from %s: %s", request.remote_addr,
+                    type(exc).__name__)
+        abort(400, description="body could not be read (malformed chunked encoding)")
+    if past_limit:
         abort(413, description=f"body larger than {limit} bytes")
     return body
 
@@ -152,6 +166,18 @@ CALLBACKS = {
 }
 
 
+def _signed_for(url: str, form: MultiDict[str, str], signature: str, token: str) -> bool:
+    """Whether `signature` is Twilio's for exactly `url` and `form`.
+
+    RequestValidator.validate also accepts the signature of the URL with its default port
+    added or its port removed, so a signature made for https://host/ would pass at
+    https://host:8443/. Only the URL itself counts here: its signature is computed with
+    Twilio's own helper and compared in constant time.
+    """
+    expected = RequestValidator(token).compute_signature(url, form)
+    return hmac.compare_digest(expected.encode(), signature.encode())
+
+
 def _refuse(kind: Callback, reason: str, url: str) -> None:
     # Neither the token, the signature nor the form (phone numbers) goes to the log.
     log.warning("refused a callback (%s) from %s: %s (verified against %s)", kind.name,
@@ -172,7 +198,7 @@ def _receive(kind: Callback) -> ResponseReturnValue:
         _refuse(kind, "TWILIO_AUTH_TOKEN is not set", url)
     elif not signature:
         _refuse(kind, "no X-Twilio-Signature", url)
-    elif not RequestValidator(settings.twilio_auth_token).validate(url, form, signature):
+    elif not _signed_for(url, form, signature, settings.twilio_auth_token):
         _refuse(kind, "X-Twilio-Signature does not match", url)
 
     for field in kind.fields:
