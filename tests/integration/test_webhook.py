@@ -4,15 +4,15 @@ and exactly what it publishes (read back from the `events` list kombu pushes to)
 from __future__ import annotations
 
 import base64
+import http.client
 import json
-import os
-import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,11 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.serving import make_server
 
 from harness.servers import RedisServer
-from harness.waiting import free_port, port_open, wait_for
+from harness.stack import clean_environ
+from harness.waiting import free_port, wait_for
 from tests.data import STATUS_CALLBACKS
 from webhook import create_app
+from worker.demo.processes import Process, wait_port, webhook_argv
 from worker.domain.names import (
     AMD_CALLBACK_PATH,
     EVENTS_QUEUE,
@@ -312,6 +314,48 @@ def test_signature_covers_the_raw_query_string(webhook: Served, broker: redis.Re
     assert len(published(broker)) == 1
 
 
+def test_signature_without_the_port_is_refused_at_a_port(webhook: Served,
+                                                         broker: redis.Redis) -> None:
+    """Twilio signs the URL as configured, port included; twilio's own validator would also
+    take the signature made for the same URL without its port."""
+    assert webhook.base.count(":") == 2
+    without_port = webhook.base.rsplit(":", 1)[0] + PATH
+    assert webhook.post(callback(), signed_for=without_port).status_code == 403
+    assert published(broker) == []
+    assert webhook.post(callback()).status_code == 204  # signed for base + PATH, port and all
+    assert len(published(broker)) == 1
+
+
+@pytest.mark.parametrize(("public_url", "other"), [
+    ("https://public.example", "https://public.example:443"),
+    ("https://public.example:443", "https://public.example"),
+    ("http://public.example", "http://public.example:80"),
+    ("http://public.example:80", "http://public.example"),
+])
+def test_default_port_counts_as_written_in_the_public_url(redis_server: RedisServer,
+                                                         broker: redis.Redis, public_url: str,
+                                                         other: str) -> None:
+    """DIALER_PUBLIC_URL is what the worker gives Twilio, so what Twilio signs: with or
+    without its default port, only that spelling verifies."""
+    with serve(redis_server.url, DIALER_PUBLIC_URL=public_url) as served:
+        assert served.post(callback(), signed_for=other + PATH).status_code == 403
+        assert published(broker) == []
+        assert served.post(callback(), signed_for=public_url + PATH).status_code == 204
+    assert len(published(broker)) == 1
+
+
+def test_trusted_proxy_host_port_is_part_of_the_url(redis_server: RedisServer,
+                                                    broker: redis.Redis) -> None:
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example:8443"}
+    with serve(redis_server.url, DIALER_TRUSTED_PROXIES="1") as served:
+        assert served.post(callback(), signed_for="https://public.example" + PATH,
+                           headers=headers).status_code == 403
+        assert published(broker) == []
+        assert served.post(callback(), signed_for="https://public.example:8443" + PATH,
+                           headers=headers).status_code == 204
+    assert len(published(broker)) == 1
+
+
 def test_trusted_proxy_headers_rebuild_the_url(redis_server: RedisServer,
                                                broker: redis.Redis) -> None:
     public = "https://public.example" + PATH
@@ -407,37 +451,149 @@ def test_webhook_imports_no_database_code() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
 
 
-def test_under_gunicorn(redis_server: RedisServer, broker: redis.Redis,
-                        tmp_path: Path) -> None:
-    """The documented command, with gunicorn's RAW_URI and chunked input."""
+@dataclass
+class Deployed(Served):
+    """The webhook under gunicorn exactly as `webhook_argv` (and docs/WEBHOOK.md) runs it."""
+
+    process: Process | None = None
+    port: int = 0
+
+    def log_since(self, offset: int) -> str:
+        assert self.process is not None
+        return self.process.log()[offset:]
+
+    def log_size(self) -> int:
+        return len(self.process.log()) if self.process is not None else 0
+
+
+@pytest.fixture(scope="module")
+def deployed(redis_server: RedisServer,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIALER_", "TWILIO_"))}
-    env.update(settings_env(redis_server.url, base), PYTHONPATH=str(ROOT))
-    log = (tmp_path / "gunicorn.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--threads", "2", "webhook:create_app()"],
-        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env = {**clean_environ(), **settings_env(redis_server.url, base), "PYTHONPATH": str(ROOT)}
+    process = Process("webhook", webhook_argv(port), env, tmp_path_factory.mktemp("webhook"))
     try:
-        wait_for(lambda: port_open(port) or proc.poll() is not None, timeout=30,
-                 what="gunicorn to listen")
-        assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
-        served = Served(base, Settings.from_env(settings_env(redis_server.url, base)))
-        target = PATH + "?campaign=a+b%2Fc&note=%7Ex"
-        assert served.post(callback(), target=target).status_code == 204
-        assert served.post(callback(), target=target, token="wrong").status_code == 403
-
-        body = urlencode(callback()).encode()
-        response = requests.post(served.url, data=iter([body[:20], body[20:]]), timeout=10,
-                                 headers={"Content-Type": "application/x-www-form-urlencoded",
-                                          "X-Twilio-Signature": sign(served.url, callback())})
-        assert response.status_code == 204, response.text
-        assert len(published(broker)) == 2
+        wait_port(process, port, timeout=30)
+        yield Deployed(base, Settings.from_env(settings_env(redis_server.url, base)),
+                       process=process, port=port)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-        log.close()
+        process.stop()
+
+
+def test_under_gunicorn(deployed: Deployed, broker: redis.Redis) -> None:
+    """The documented command, with gunicorn's RAW_URI and chunked input."""
+    target = PATH + "?campaign=a+b%2Fc&note=%7Ex"
+    assert deployed.post(callback(), target=target).status_code == 204
+    assert deployed.post(callback(), target=target, token="wrong").status_code == 403
+
+    body = urlencode(callback()).encode()
+    response = requests.post(deployed.url, data=iter([body[:20], body[20:]]), timeout=10,
+                             headers={"Content-Type": "application/x-www-form-urlencoded",
+                                      "X-Twilio-Signature": sign(deployed.url, callback())})
+    assert response.status_code == 204, response.text
+    assert len(published(broker)) == 2
+
+
+def _head(deployed: Deployed, params: Params, *, length: int | None = None,
+          close: bool = False) -> bytes:
+    """A signed callback's request line and headers: a Content-Length, or chunked."""
+    framing = (f"Content-Length: {length}" if length is not None
+               else "Transfer-Encoding: chunked")
+    lines = [f"POST {PATH} HTTP/1.1", f"Host: 127.0.0.1:{deployed.port}",
+             "Content-Type: application/x-www-form-urlencoded", framing,
+             f"X-Twilio-Signature: {sign(deployed.url, params)}",
+             *(["Connection: close"] if close else [])]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _response(sock: socket.socket) -> tuple[int, bytes]:
+    """Read one HTTP response off a raw socket (http.client parses it)."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, response.read()
+
+
+SLOW_CLIENTS = 64
+IDLE_CLIENTS = 16
+
+
+def test_slow_and_idle_clients_leave_room_for_a_callback(deployed: Deployed,
+                                                         broker: redis.Redis) -> None:
+    """Clients that send headers and never the body, kept-alive and silent connections:
+    none of them holds what a genuine callback needs."""
+    params = callback()
+    body = urlencode(params).encode()
+    with ExitStack() as stack:
+        for _ in range(IDLE_CLIENTS):  # kept alive after an answered request
+            conn = http.client.HTTPConnection("127.0.0.1", deployed.port, timeout=10)
+            stack.callback(conn.close)
+            conn.request("GET", "/healthz")
+            assert conn.getresponse().read() and conn.sock is not None
+        for _ in range(IDLE_CLIENTS):  # connected, never a byte
+            stack.enter_context(socket.create_connection(("127.0.0.1", deployed.port),
+                                                         timeout=10))
+        slow = [stack.enter_context(socket.create_connection(("127.0.0.1", deployed.port),
+                                                             timeout=10))
+                for _ in range(SLOW_CLIENTS)]
+        for sock in slow:
+            sock.sendall(_head(deployed, params, length=len(body)))
+
+        started = time.monotonic()
+        response = deployed.post(callback(CallStatus="ringing"))
+        assert response.status_code == 204, response.text
+        assert time.monotonic() - started < 2.0
+        assert [m["kwargs"]["params"]["CallStatus"] for m in published(broker)] == ["ringing"]
+
+        # They were held, not dropped: each body still arrives and is a callback.
+        for sock in slow:
+            sock.sendall(body)
+        assert [_response(sock)[0] for sock in slow] == [204] * SLOW_CLIENTS
+    assert len(published(broker)) == 1 + SLOW_CLIENTS
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+BODY = urlencode(callback()).encode()
+MALFORMED_CHUNKED = {
+    "size-not-hex": b"zz\r\n" + BODY + b"\r\n0\r\n\r\n",
+    "size-too-small": f"{len(BODY) - 5:x}\r\n".encode() + BODY + b"\r\n0\r\n\r\n",
+    "second-chunk-bad": _chunk(BODY[:10]) + b"-1\r\n" + BODY[10:] + b"\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("close", [False, True], ids=["keep-alive", "close"])
+@pytest.mark.parametrize("name", list(MALFORMED_CHUNKED))
+def test_malformed_chunked_body_is_400_without_a_traceback(deployed: Deployed,
+                                                           broker: redis.Redis, name: str,
+                                                           close: bool) -> None:
+    offset = deployed.log_size()
+    with socket.create_connection(("127.0.0.1", deployed.port), timeout=10) as sock:
+        sock.sendall(_head(deployed, callback(), close=close) + MALFORMED_CHUNKED[name])
+        status, body = _response(sock)
+    assert status == 400, body
+    assert "body could not be read" in json.loads(body)["error"]
+    assert published(broker) == []
+    # The connection's framing is lost: whatever gunicorn does next is no error of ours.
+    assert deployed.post(callback()).status_code == 204
+    log = deployed.log_since(offset)
+    assert "Traceback" not in log and "ERROR" not in log, log
+
+
+@pytest.mark.parametrize("name", list(MALFORMED_CHUNKED))
+def test_malformed_chunked_body_is_400_under_werkzeug(webhook: Served, broker: redis.Redis,
+                                                      caplog: pytest.LogCaptureFixture,
+                                                      name: str) -> None:
+    port = int(webhook.base.rsplit(":", 1)[1])
+    head = _head(Deployed(webhook.base, webhook.settings, port=port), callback(), close=True)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + MALFORMED_CHUNKED[name])
+        status, body = _response(sock)
+    assert status == 400, body
+    assert published(broker) == []
+    assert not [r for r in caplog.records if r.levelname == "ERROR" or r.exc_info]
 
 
 # The recording and AMD callbacks take the status callback's path through the webhook:
