@@ -107,8 +107,9 @@ def _read_body(limit: int) -> bytes:
         raise
     except Exception as exc:
         # WSGI names no error for a body the server cannot decode (a broken chunk size or
-        # terminator, a client gone mid-body): gunicorn raises its ParseException, werkzeug
-        # and gevent an OSError. Whatever the server, the client sent it: a 400, no traceback.
+        # terminator): werkzeug turns the OSError of its own server into a 400, but
+        # gunicorn's ParseException is no OSError and would be a 500 with a traceback.
+        # Whatever the server raises here, the client sent it: a 400.
         log.warning("unreadable request body from %s: %s", request.remote_addr,
                     type(exc).__name__)
         abort(400, description="body could not be read (malformed chunked encoding)")

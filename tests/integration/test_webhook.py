@@ -582,20 +582,6 @@ def test_malformed_chunked_body_is_400_without_a_traceback(deployed: Deployed,
     assert "Traceback" not in log and "ERROR" not in log, log
 
 
-@pytest.mark.parametrize("name", list(MALFORMED_CHUNKED))
-def test_malformed_chunked_body_is_400_under_werkzeug(webhook: Served, broker: redis.Redis,
-                                                      caplog: pytest.LogCaptureFixture,
-                                                      name: str) -> None:
-    port = int(webhook.base.rsplit(":", 1)[1])
-    head = _head(Deployed(webhook.base, webhook.settings, port=port), callback(), close=True)
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(head + MALFORMED_CHUNKED[name])
-        status, body = _response(sock)
-    assert status == 400, body
-    assert published(broker) == []
-    assert not [r for r in caplog.records if r.levelname == "ERROR" or r.exc_info]
-
-
 # The recording and AMD callbacks take the status callback's path through the webhook:
 # the same checks, then their own required fields and task.
 OTHER_CALLBACKS = [

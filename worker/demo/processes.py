@@ -16,7 +16,6 @@ from pathlib import Path
 
 from worker.domain.names import QUEUES
 
-
 # Open connections each webhook process serves at once (gunicorn's default, said aloud).
 WEBHOOK_CONNECTIONS = 1000
 
