@@ -1,5 +1,5 @@
 """The producer API over HTTP: other services enqueue calls, search and cancel them, run
-campaigns and keep the do-not-call list, with a bearer API key.
+campaigns, keep the do-not-call list and erase numbers, with a bearer API key.
 
 `gunicorn "api:create_app()"` (or `dialer api`) finds `create_app`. The views call the
 producer functions (`worker.producer`) with the context built from the environment; they
@@ -16,7 +16,7 @@ from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import calls, campaigns, dnc
+from api import calls, campaigns, dnc, erasures
 from api.problems import Problem, problem_response
 from api.state import CONTEXT_KEY
 from worker.engine.context import Context
@@ -54,6 +54,7 @@ def create_app(ctx: Context | None = None) -> Flask:
     app.register_blueprint(calls.bp)
     app.register_blueprint(dnc.bp)
     app.register_blueprint(campaigns.bp)
+    app.register_blueprint(erasures.bp)
     configure_server_logs(settings.log_json)
     app.register_error_handler(Problem, _problem)
     app.register_error_handler(HTTPException, _http_error)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from flask import Blueprint, Response, jsonify, request
 
 from api.auth import require
@@ -12,30 +9,26 @@ from api.bodies import json_body, json_object, reject_unknown
 from api.problems import Problem, invalid
 from api.state import context
 from worker.domain.validation import normalize_to
-from worker.producer.dnc import add_do_not_call, is_on_do_not_call, remove_do_not_call
+from worker.producer.dnc import (
+    add_do_not_call,
+    is_on_do_not_call,
+    numbers_in_csv,
+    remove_do_not_call,
+)
 
 bp = Blueprint("do_not_call", __name__)
 
 MAX_NUMBERS = 100_000
 
 
-def _csv_numbers(text: str) -> list[str]:
-    """A `to` or `number` column under a header, else the first column of each line, as
-    `dialer dnc add FILE` reads a file."""
-    rows = [r for r in csv.reader(io.StringIO(text)) if r and r[0].strip()]
-    header = [c.strip().lower() for c in rows[0]] if rows else []
-    column = next((header.index(n) for n in ("to", "number") if n in header), None)
-    if column is not None:
-        return [r[column].strip() for r in rows[1:] if len(r) > column and r[column].strip()]
-    return [r[0].strip() for r in rows]
-
-
 def _numbers() -> list[str]:
     if request.mimetype == "text/csv":
         try:
-            numbers = _csv_numbers(request.get_data().decode("utf-8-sig"))
-        except (UnicodeDecodeError, csv.Error) as exc:
+            numbers = numbers_in_csv(request.get_data().decode("utf-8-sig"), "body")
+        except UnicodeDecodeError as exc:
             raise Problem(400, f"body: not a UTF-8 CSV ({exc})") from None
+        except ValueError as exc:
+            raise Problem(400, str(exc)) from None
     else:
         body = json_object(json_body())
         reject_unknown(body, ("numbers",))

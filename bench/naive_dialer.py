@@ -33,6 +33,9 @@ class Unpaced:
     def reserve(self) -> float:
         return 0.0
 
+    def depart(self) -> float:
+        return 0.0
+
 
 def _install() -> None:
     """Before the worker forks, so every prefork child dials without the pace."""

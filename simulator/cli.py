@@ -42,7 +42,9 @@ def _load_scenario(path: Path | None) -> Scenario | None:
               help='JSON: {"rules": {"+1415555*": ["busy", "answered"]}, "default": "answered"}')
 @click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Multiplies every call duration (0.01: 100x faster).")
-@click.option("--seed", type=int, default=None, help="Same seed, same SIDs and fault draws.")
+@click.option("--seed", type=int, default=None,
+              help="Same seed, same SIDs and fault draws: for tests, never for a simulator "
+                   "that restarts against the same database.")
 def main(host: str, port: int, account_sid: str | None, auth_token: str | None, cps: float,
          strict: bool, scenario_file: Path | None, time_scale: float, seed: int | None) -> None:
     """Run a local stand-in for Twilio's voice API until Ctrl-C."""

@@ -16,7 +16,7 @@ from typing import Any
 _API = ("enqueue_call", "enqueue_calls", "get_job", "cancel_job", "redirect_call",
         "create_campaign", "pause_campaign", "resume_campaign", "cancel_campaign",
         "campaign_status", "list_campaigns", "write_export", "add_do_not_call",
-        "remove_do_not_call", "list_do_not_call")
+        "remove_do_not_call", "list_do_not_call", "erase_number")
 _EXPORTS = {**dict.fromkeys(_API, "worker.api"), "app": "worker.celery_app",
             "IdempotencyConflict": "worker.producer.jobs",
             **dict.fromkeys(("NotLive", "RedirectFailed"), "worker.producer.redirect")}

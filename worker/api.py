@@ -16,8 +16,10 @@ from worker.producer import (
     api_keys,
     campaigns,
     dnc,
+    erasure,
     jobs,
     notifications,
+    pace,
     recordings,
     redirect,
     reports,
@@ -62,9 +64,12 @@ add_do_not_call = _bound(dnc.add_do_not_call)
 remove_do_not_call = _bound(dnc.remove_do_not_call)
 list_do_not_call = _bound(dnc.list_do_not_call)
 is_on_do_not_call = _bound(dnc.is_on_do_not_call)
+erase_number = _bound(erasure.erase_number)
 create_api_key = _bound(api_keys.create_api_key)
 revoke_api_key = _bound(api_keys.revoke_api_key)
 list_api_keys = _bound(api_keys.list_api_keys)
 job_notifications = _bound(notifications.job_notifications)
 retry_notifications = _bound(notifications.retry_notifications)
 recording_media = _bound(recordings.recording_media)
+show_pace = _bound(pace.show_pace)
+set_pace = _bound(pace.set_pace)

@@ -23,6 +23,9 @@ from worker.domain.names import AMD_CALLBACK_PATH, RECORDING_CALLBACK_PATH, STAT
 from worker.domain.notifications import RETRY_DELAYS_S
 from worker.domain.statuses import RETRYABLE_CALL_STATUSES
 
+# A hundred years: past it, the cut-off date is out of datetime's range.
+MAX_RETENTION_DAYS = 36500
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -141,6 +144,9 @@ class Settings:
     notify_timeout: float = 10.0
     notify_relay_interval: float = 5.0
     notify_retry_delays: tuple[int, ...] = RETRY_DELAYS_S
+    # Days a final job keeps its personal data (0: for ever), and how often beat looks.
+    retention_days: int = 0
+    retention_interval: float = 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -188,6 +194,9 @@ class Settings:
             notify_retry_delays=parse_delays(
                 env.get("DIALER_NOTIFY_RETRY_DELAYS", "").strip()
                 or ",".join(map(str, RETRY_DELAYS_S)), "DIALER_NOTIFY_RETRY_DELAYS"),
+            retention_days=int(_number(env, "DIALER_RETENTION_DAYS", 0, minimum=0, integer=True,
+                                       maximum=MAX_RETENTION_DAYS)),
+            retention_interval=_positive(env, "DIALER_RETENTION_INTERVAL", 3600.0),
         )
 
     def require_twilio(self) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from worker.celery_app import app
 from worker.domain.names import (
+    APPLY_RETENTION_TASK,
     DELIVER_NOTIFICATION_TASK,
     DISPATCH_DUE_TASK,
     HANDLE_AMD_TASK,
@@ -21,7 +22,16 @@ from worker.domain.names import (
     RECONCILE_TASK,
     RELAY_NOTIFICATIONS_TASK,
 )
-from worker.engine import dialing, dispatch, metrics, notifications, reconcile, recordings, status
+from worker.engine import (
+    dialing,
+    dispatch,
+    metrics,
+    notifications,
+    reconcile,
+    recordings,
+    retention,
+    status,
+)
 from worker.settings import get_settings
 from worker.wiring import default_context
 
@@ -105,6 +115,11 @@ def deliver_notification(notification_id: str) -> str:
 @app.task(name=RELAY_NOTIFICATIONS_TASK)
 def relay_notifications() -> int:
     return notifications.relay(default_context())
+
+
+@app.task(name=APPLY_RETENTION_TASK)
+def apply_retention() -> dict[str, int]:
+    return retention.apply_retention(default_context())
 
 
 @worker_process_init.connect

@@ -42,7 +42,8 @@ def test_invalid_rows_are_reported_by_line_and_the_rest_imported(producer_env, t
     assert result.invalid[0][1].startswith("to:")
     assert result.invalid[1][1].startswith("timezone:")
     rows = {r["to"]: r for r in export_rows(result.campaign_id)}
-    assert rows["+14155556001"]["name"] == "Ann" and rows["+14155556001"]["plan"] == "gold"
+    assert rows["+14155556001"]["contact.name"] == "Ann"
+    assert rows["+14155556001"]["contact.plan"] == "gold"
     assert counts() == (1, 2)
 
 
@@ -107,7 +108,7 @@ def test_cli_create_status_export_and_dnc(producer_env, tmp_path):
     assert "09:00-20:00 mon,tue,wed,thu,fri" in status["window"]
     exported = dialer(producer_env, "campaign", "export", summary["campaign_id"])
     [row] = list(csv.DictReader(io.StringIO(exported.stdout)))
-    assert (row["to"], row["state"], row["plan"]) == ("+14155556001", "scheduled", "gold")
+    assert (row["to"], row["state"], row["contact.plan"]) == ("+14155556001", "scheduled", "gold")
     listed = json.loads(dialer(producer_env, "campaign", "list", "--json").stdout)
     assert [c["id"] for c in listed] == [summary["campaign_id"]]
     assert json.loads(dialer(producer_env, "dnc", "list", "--json").stdout) == ["+14155556002"]

@@ -101,7 +101,8 @@ def test_a_campaign_of_fifty_reaches_done_with_per_recipient_results(make_stack,
         _, state, attempts, creates = PLANS[i % 5]
         assert rows[number]["state"] == state, number
         assert int(rows[number]["attempts"]) == attempts, number
-        assert rows[number]["name"] == f"person {i}" and rows[number]["order"] == str(i)
+        assert rows[number]["contact.name"] == f"person {i}"
+        assert rows[number]["contact.order"] == str(i)
         assert len(creates_to(stack.sim, {number})) == creates, number
     assert rows[people[4]]["last_outcome"] == "21217"
     assert float(rows[people[2]]["talk_time_s"]) > 0

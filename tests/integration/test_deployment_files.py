@@ -358,6 +358,8 @@ def _python(args: list[str], svc: dict[str, Any], monkeypatch: pytest.MonkeyPatc
     assert params["account_sid"] == env_example_active()["TWILIO_ACCOUNT_SID"]
     assert params["auth_token"] == env_example_active()["TWILIO_AUTH_TOKEN"]
     assert env_example_active()["TWILIO_API_BASE_URL"] == f"http://simulator:{params['port']}"
+    # Restarted by compose, a seeded simulator would hand out call SIDs already stored.
+    assert params["seed"] is None
     result = CliRunner().invoke(main, ["--help"], prog_name="python -m simulator")
     assert result.exit_code == 0, result.output
 

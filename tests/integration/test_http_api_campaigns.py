@@ -59,7 +59,7 @@ def test_a_campaign_from_json_rows_runs_its_course_and_exports(api, api_server):
     export = api.get(f"/v1/campaigns/{campaign_id}/export")
     assert export.status_code == 200 and export.headers["Content-Type"].startswith("text/csv")
     [row] = list(csv.DictReader(io.StringIO(export.text)))
-    assert (row["to"], row["state"], row["job_id"], row["order"]) == (
+    assert (row["to"], row["state"], row["job_id"], row["contact.order"]) == (
         good, "canceled", job.id, "A-1")
 
 

@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from harness.servers import RedisServer
+from harness.stack import dialer
 from worker.adapters.pacing import Pacer, PacingBacklog
 
 pytestmark = pytest.mark.integration
@@ -231,3 +232,78 @@ def test_reserve_fails_closed_when_redis_was_never_there(tmp_path):
     with pytest.raises(redis.exceptions.ConnectionError):
         pacer.reserve()
     connection.close()
+
+
+def test_the_pace_belongs_to_the_account_not_to_each_worker(client, caplog):
+    account = new_account()
+    first = Pacer(client, account, 1, max_wait=60)
+    assert first.pace() is None  # nothing stored before the first reservation
+    first.reserve()
+    assert first.pace() == 1.0
+    faster = Pacer(client, account, 2.5, max_wait=60)  # another worker, configured otherwise
+
+    with caplog.at_level("WARNING", logger="worker.adapters.pacing"):
+        slots = [reserve_slot(faster) for _ in range(2)]
+
+    (_, a, err_a), (_, b, err_b) = slots
+    assert abs((b - a) - 1.0) <= TOLERANCE + err_a + err_b  # the account's 1/s, not 2.5/s
+    assert [r.getMessage() for r in caplog.records] == [
+        "the account's pace is 1.0 calls/s (dialer pace set); this worker's "
+        "DIALER_CALLS_PER_SECOND=2.5 is only the initial value"]
+
+
+def test_a_pace_set_applies_to_every_worker_from_its_next_reservation(client):
+    account = new_account()
+    workers = [Pacer(client, account, 1, max_wait=60) for _ in range(2)]
+    workers[0].set_pace(4)
+    assert workers[1].pace() == 4.0
+
+    slots = [reserve_slot(workers[n % 2]) for n in range(4)]
+
+    for (_, a, err_a), (_, b, err_b) in itertools.pairwise(slots):
+        assert abs((b - a) - 0.25) <= TOLERANCE + err_a + err_b, slots
+
+
+@pytest.mark.parametrize("value", [0, -1, 1001, float("inf"), float("nan"), True, "2"])
+def test_a_pace_out_of_bounds_is_refused_naming_the_field(client, value):
+    pacer = Pacer(client, new_account(), 1, max_wait=60)
+    with pytest.raises(ValueError, match=r"^calls_per_second: "):
+        pacer.set_pace(value)
+    assert pacer.pace() is None
+
+
+def test_dialer_pace_set_and_show_change_the_account_pace(client, redis_server):
+    account = new_account()
+    env = {"DIALER_REDIS_URL": redis_server.url, "TWILIO_ACCOUNT_SID": account,
+           "TWILIO_AUTH_TOKEN": "x", "DIALER_CALLS_PER_SECOND": "1"}
+    shown = dialer(env, "pace", "show")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("not set: the first worker to dial stores its "
+                                   "DIALER_CALLS_PER_SECOND (1 here)")
+
+    changed = dialer(env, "pace", "set", "2.5")
+
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout.startswith("2.5 calls/s for every worker")
+    assert Pacer(client, account, 1, max_wait=60).pace() == 2.5
+    for bad in ("0", "abc", "5000"):
+        refused = dialer(env, "pace", "set", bad)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        assert refused.stderr.strip().splitlines()[-1].lower().startswith(
+            ("error: calls_per_second:", "error: invalid value for 'calls_per_second'")), bad
+    assert "2.5 calls/s" in dialer(env, "pace", "show").stdout
+
+
+def test_a_create_never_leaves_within_an_interval_of_the_last_one(client):
+    account = new_account()
+    first, second = (Pacer(client, account, 5, max_wait=60) for _ in range(2))
+    # Both slots are free at once: a late wake-up of one worker can make this happen.
+    assert first.depart() == 0
+    before = time.time()
+    wait = second.depart()
+    assert 0.2 - (time.time() - before) - TOLERANCE <= wait <= 0.2
+    sleep_until(time.time() + wait)
+    while (more := second.depart()) > 0:  # the clock's granularity may leave a few µs
+        assert more < TOLERANCE
+        sleep_until(time.time() + more)
+    assert first.depart() > 0.2 - 0.05  # and the next one waits for the second

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -12,6 +13,7 @@ from harness.stack import VOICE_URL, dialer
 from harness.waiting import free_port
 from worker.api import add_do_not_call, enqueue_call, enqueue_calls, get_job
 from worker.domain.names import DIAL_QUEUE
+from worker.producer import jobs
 from worker.store.models import Job
 from worker.wiring import default_context
 
@@ -205,3 +207,27 @@ def test_cli_call_with_the_broker_down_stores_the_job_for_the_dispatcher(produce
     assert result.returncode == 0, result.stderr
     assert "could not publish 1 job(s)" in result.stderr and "Traceback" not in result.stderr
     assert get_job(result.stdout.strip()).status == "scheduled"
+
+
+def test_two_producers_sending_the_same_keys_in_opposite_orders_both_succeed(producer_env):
+    keys = [f"order-{n}" for n in range(40)]
+    calls = [{"to": f"+1415555{n:04d}", "url": VOICE_URL, "idempotency_key": key}
+             for n, key in enumerate(keys)]
+    results: dict[str, list[list[str]]] = {"forward": [], "backward": []}
+    ctx = default_context()
+
+    def produce(name: str, batch: list[dict[str, object]], rounds: int) -> None:
+        for round_ in range(rounds):
+            keyed = [{**c, "idempotency_key": f"{c['idempotency_key']}-{round_}"}
+                     for c in batch]
+            results[name].append(jobs.enqueue_calls(ctx, keyed))
+
+    with ThreadPoolExecutor(2) as pool:
+        done = [pool.submit(produce, "forward", calls, 8),
+                pool.submit(produce, "backward", calls[::-1], 8)]
+        for future in done:
+            future.result()  # a deadlock would surface here as the batch's exception
+
+    for forward, backward in zip(results["forward"], results["backward"], strict=True):
+        assert forward == backward[::-1]  # each key is one job, whoever stored it
+    assert job_count() == len(keys) * 8

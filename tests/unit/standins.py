@@ -112,6 +112,7 @@ class FakeTwilio:
         self.ended: list[tuple[str, str]] = []  # (call_sid, status) of every end_call
         self.redirects: list[tuple[str, dict[str, str]]] = []  # (call_sid, params) of each
         self.redirect_failure: Exception | None = None  # raised by the next redirect_call
+        self.next_sid: str | None = None  # the next call's SID, instead of a fresh one
         self.media: dict[str, bytes] = {}  # a recording's WAV by RecordingSid
         self._failures: dict[str, deque[tuple[Exception, bool]]] = {}
         self._sequence: dict[str, int] = {}
@@ -125,7 +126,8 @@ class FakeTwilio:
         exc, created = failures.popleft() if failures else (None, True)
         call = None
         if created:
-            call = FakeCall(sid="CA" + uuid.uuid4().hex, status="queued",
+            sid, self.next_sid = self.next_sid or "CA" + uuid.uuid4().hex, None
+            call = FakeCall(sid=sid, status="queued",
                             account_sid=self.account_sid, to=params["to"],
                             _from=params["from_"], date_created=utcnow())
             self.calls[call.sid] = call
@@ -198,12 +200,24 @@ class InstantPacer:
     def __init__(self) -> None:
         self.reservations = 0
         self.backlog: float | None = None
+        self.calls_per_second: float | None = None
+        self.departures = 0
 
     def reserve(self) -> float:
         if self.backlog is not None:
             raise PacingBacklog(self.backlog)
         self.reservations += 1
         return 0.0
+
+    def depart(self) -> float:
+        self.departures += 1
+        return 0.0
+
+    def pace(self) -> float | None:
+        return self.calls_per_second
+
+    def set_pace(self, calls_per_second: float) -> None:
+        self.calls_per_second = calls_per_second
 
 
 @dataclass

@@ -14,6 +14,7 @@ from phonenumbers import timezone as number_zones
 from worker.domain.validation import recipient, recipients
 from worker.engine.context import Context
 from worker.producer import campaigns
+from worker.producer.dnc import numbers_in_csv
 from worker.producer.jobs import get_jobs
 
 
@@ -138,3 +139,20 @@ def test_rows_are_stored_with_their_own_options_and_the_application(
     assert stored["+14155550124"].call_options == {"timeout": 30}
     assert {job.application_sid for job in stored.values()} == {application_sid}
     assert {job.url for job in stored.values()} == {None}
+
+
+# --- files the csv module refuses -------------------------------------------------------
+
+def test_a_cell_over_the_csv_field_limit_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_text("to,note\n+14155550123,ok\n+14155550124," + "x" * 131_073 + "\n")
+
+    with pytest.raises(ValueError, match=rf"^{path}: line 3: not a CSV row"):
+        list(campaigns.read_contacts(path))
+
+
+def test_a_do_not_call_list_the_csv_module_refuses_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"^body: line 2: not a CSV row"):
+        numbers_in_csv("number\n" + "1" * 131_073 + "\n", "body")
+    assert numbers_in_csv("number\n+14155550123\n\n+14155550124\n", "body") == [
+        "+14155550123", "+14155550124"]

@@ -11,6 +11,7 @@ from time_machine import TimeMachineFixture
 
 from tests.unit.standins import TO, VOICE_URL, FakeTwilio, InMemoryBroker
 from worker.domain.statuses import EXPIRED, CampaignStatus, JobStatus
+from worker.engine import metrics
 from worker.engine.context import Context
 from worker.engine.dialing import dial
 from worker.engine.dispatch import dispatch_due
@@ -91,3 +92,29 @@ def test_bad_bounds_name_the_field_and_store_nothing(
                         start_at=start_at, end_at=end_at)  # type: ignore[arg-type]
     with engine_ctx.database.session() as session:
         assert session.execute(text("SELECT count(*) FROM campaigns")).scalar() == 0
+
+
+def test_a_campaign_or_job_with_broken_stored_data_does_not_stop_the_others(
+        engine_ctx: Context, broker: InMemoryBroker, clock: TimeMachineFixture) -> None:
+    zones = create_campaign(engine_ctx, "zones", url=VOICE_URL, contacts=[
+        {"to": TO}, {"to": OTHER}]).campaign_id
+    window = create_campaign(engine_ctx, "window", url=VOICE_URL,
+                             contacts=[{"to": "+14155550178"}]).campaign_id
+    healthy = create_campaign(engine_ctx, "healthy", url=VOICE_URL,
+                              contacts=[{"to": "+14155550179"}]).campaign_id
+    # Rows no import writes (edited by hand, or by an older version).
+    with engine_ctx.database.session() as session:
+        session.execute(text("UPDATE jobs SET timezones = '[\"Mars/Olympus_Mons\"]' "
+                             "WHERE \"to\" = :to"), {"to": OTHER})
+        session.execute(text("UPDATE campaigns SET window_start = '25:99' WHERE id = :id"),
+                        {"id": window})
+    skipped = metrics.SKIPPED.labels("dispatch")._value.get()
+
+    assert dispatch_due(engine_ctx) == 2
+
+    assert sorted(broker.drain()) == sorted(
+        row["job_id"] for c in (zones, healthy) for row in export_rows(engine_ctx, c)
+        if row["to"] != OTHER)
+    assert states(engine_ctx, zones)[OTHER] == ("failed", "unknown-timezone")
+    assert states(engine_ctx, window) == {"+14155550178": ("scheduled", "")}
+    assert metrics.SKIPPED.labels("dispatch")._value.get() == skipped + 2

@@ -224,3 +224,20 @@ def test_call_created_after_its_job_was_canceled_is_ended(
 
     assert twilio.ended == [(call.sid, "canceled")]
     assert job(engine_ctx, job_id).status == "canceled"
+
+
+def test_a_call_sid_already_stored_ends_that_call_and_redials_the_job_later(
+        engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio,
+        dialed: Dialed) -> None:
+    twilio.next_sid = dialed.call_sid  # a stand-in restarted with its first life's seed
+    second = enqueue_call(engine_ctx, "+14155550124", url=VOICE_URL)
+
+    dial(engine_ctx, broker.take())
+
+    assert twilio.ended == [(dialed.call_sid, "canceled")]
+    again = job(engine_ctx, second)
+    assert (again.status, again.attempts, again.attempt_rows) == ("scheduled", 0, [])
+    assert again.next_attempt_at > utcnow() + timedelta(seconds=20)
+    first = job(engine_ctx, dialed.job_id)
+    assert first.status == "dialing"
+    assert [a.call_sid for a in first.attempt_rows] == [dialed.call_sid]

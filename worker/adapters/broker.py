@@ -10,6 +10,7 @@ from kombu import Queue
 from redis import Redis
 
 from worker.domain.names import (
+    APPLY_RETENTION_TASK,
     DEFAULT_QUEUE,
     DELIVER_NOTIFICATION_TASK,
     DIAL_QUEUE,
@@ -61,6 +62,8 @@ def create_celery(settings: Settings, *, include: Sequence[str] = (),
             "reconcile": {"task": RECONCILE_TASK, "schedule": settings.reconcile_interval},
             "relay-notifications": {"task": RELAY_NOTIFICATIONS_TASK,
                                     "schedule": settings.notify_relay_interval},
+            "apply-retention": {"task": APPLY_RETENTION_TASK,
+                                "schedule": settings.retention_interval},
         },
     )
     return app

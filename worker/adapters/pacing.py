@@ -9,30 +9,66 @@ is a small Lua script: atomic, and timed by Redis TIME, the clock all machines s
 from __future__ import annotations
 
 import functools
+import logging
 import math
 
 from redis import Redis
 
 from worker.settings import Settings
 
-# KEYS[1]: the account's next free slot (µs since the epoch on the Redis clock).
-# ARGV[1]: interval between creates (µs); ARGV[2]: the longest wait we accept (µs).
-# Returns {reserved (1/0), wait in µs}. A wait beyond the bound reserves nothing,
-# so a worker that gives up leaves no hole in the schedule.
+log = logging.getLogger(__name__)
+
+# KEYS[1]: the account's next free slot (µs since the epoch on the Redis clock);
+# KEYS[2]: the account's pace (calls per second, as text), set once from ARGV[1] if absent.
+# ARGV[1]: this process's initial pace; ARGV[2]: the longest wait we accept (µs).
+# Returns {reserved (1/0), wait in µs, the pace applied}. A wait beyond the bound reserves
+# nothing, so a worker that gives up leaves no hole in the schedule.
 _RESERVE_SLOT = """
+local pace = redis.call('GET', KEYS[2])
+if not pace then
+  redis.call('SET', KEYS[2], ARGV[1], 'NX')
+  pace = redis.call('GET', KEYS[2])
+end
+local interval = math.max(1, math.floor(1000000 / tonumber(pace) + 0.5))
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
 local slot = math.max(now, next_free)
 local wait = slot - now
 if wait > tonumber(ARGV[2]) then
-  return {0, wait}
+  return {0, wait, pace}
 end
-local interval = tonumber(ARGV[1])
 redis.call('SET', KEYS[1], string.format('%.0f', slot + interval),
            'PX', math.ceil((wait + interval) / 1000) + 1000)
-return {1, wait}
+return {1, wait, pace}
 """
+# KEYS[1]: when the account's last create left (µs, Redis clock); KEYS[2]: its pace.
+# ARGV[1]: this process's initial pace. Returns the µs to wait before leaving, or 0 once
+# the departure is recorded: two creates never leave closer than one interval, whatever
+# the slots said (a worker woken late leaves late, and the next one waits for it).
+_DEPART = """
+local pace = redis.call('GET', KEYS[2]) or ARGV[1]
+local interval = math.max(1, math.floor(1000000 / tonumber(pace) + 0.5))
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local wait = tonumber(redis.call('GET', KEYS[1]) or '0') + interval - now
+if wait > 0 then
+  return wait
+end
+redis.call('SET', KEYS[1], string.format('%.0f', now), 'PX', math.ceil(interval / 1000) + 1000)
+return 0
+"""
+MAX_CALLS_PER_SECOND = 1000.0
+
+
+def check_pace(value: object, field_name: str = "calls_per_second") -> float:
+    """A pace Twilio could be asked for: a finite number of calls per second, above 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field_name}: must be a number of calls per second, got {value!r}")
+    if not 0 < value <= MAX_CALLS_PER_SECOND:
+        raise ValueError(f"{field_name}: must be above 0 and at most {MAX_CALLS_PER_SECOND:g}, "
+                         f"got {value!r}")
+    return float(value)
 
 
 class PacingBacklog(Exception):
@@ -44,12 +80,21 @@ class PacingBacklog(Exception):
 
 
 class Pacer:
+    """The account's pace lives in Redis, beside its schedule, so every worker reserves at
+    the same one; a worker's own DIALER_CALLS_PER_SECOND is only the initial value, stored
+    by whichever reserves first, and a worker configured otherwise says so in its log."""
+
     def __init__(self, redis: Redis, account_sid: str, calls_per_second: float,
                  max_wait: float) -> None:
+        self._redis = redis
         self._key = f"dialer:pace:{account_sid}"
-        self._interval_us = max(1, round(1_000_000 / calls_per_second))
+        self._pace_key = f"{self._key}:cps"
+        self._initial = repr(check_pace(calls_per_second, "DIALER_CALLS_PER_SECOND"))
         self._max_wait_us = math.floor(max_wait * 1_000_000)
+        self._departed_key = f"{self._key}:departed"
         self._script = redis.register_script(_RESERVE_SLOT)
+        self._depart = redis.register_script(_DEPART)
+        self._applied: bytes | None = None
 
     def reserve(self) -> float:
         """Reserve the next slot and return the seconds to wait for it.
@@ -57,11 +102,36 @@ class Pacer:
         Raises PacingBacklog when the slot is too far away, and redis errors
         as they are: without Redis there is no pace, so nobody dials (fail closed).
         """
-        reserved, wait_us = self._script(keys=[self._key],
-                                         args=[self._interval_us, self._max_wait_us])
+        reserved, wait_us, applied = self._script(keys=[self._key, self._pace_key],
+                                                  args=[self._initial, self._max_wait_us])
+        if applied != self._applied:
+            self._applied = applied
+            if float(applied) != float(self._initial):
+                log.warning("the account's pace is %s calls/s (dialer pace set); this "
+                            "worker's DIALER_CALLS_PER_SECOND=%s is only the initial value",
+                            applied.decode(), self._initial)
         if not reserved:
             raise PacingBacklog(wait_us / 1_000_000)
         return wait_us / 1_000_000
+
+    def depart(self) -> float:
+        """Right before the create leaves: 0 once its departure is recorded, else the
+        seconds to wait before asking again (another create left less than an interval ago).
+
+        A slot is when a create may leave, not when it does: the checks after the wait take
+        their time, and a process woken late leaves late. This gate on the same clock keeps
+        two departures an interval apart anyway; the schedule keeps the rate."""
+        wait_us = self._depart(keys=[self._departed_key, self._pace_key], args=[self._initial])
+        return wait_us / 1_000_000
+
+    def pace(self) -> float | None:
+        """The account's pace, or None before anyone has reserved or set one."""
+        value = self._redis.get(self._pace_key)
+        return None if value is None else float(value)
+
+    def set_pace(self, calls_per_second: float) -> None:
+        """Every worker's next reservation is spaced at the new pace."""
+        self._redis.set(self._pace_key, repr(check_pace(calls_per_second)))
 
 
 class AccountPacer:
@@ -80,3 +150,12 @@ class AccountPacer:
 
     def reserve(self) -> float:
         return self._pacer.reserve()
+
+    def depart(self) -> float:
+        return self._pacer.depart()
+
+    def pace(self) -> float | None:
+        return self._pacer.pace()
+
+    def set_pace(self, calls_per_second: float) -> None:
+        self._pacer.set_pace(calls_per_second)

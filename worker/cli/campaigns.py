@@ -168,7 +168,8 @@ def campaign_watch(campaign_id: str, interval: float) -> None:
               help="Default: standard output.")
 @friendly_errors
 def campaign_export(campaign_id: str, output: Path | None) -> None:
-    """One CSV row per recipient: state, attempts, last outcome, talk time, metadata."""
+    """One CSV row per recipient: state, attempts, last outcome, talk time, then the contact's
+    columns as contact.<column>; formula-like cells are written as text."""
     if output is None:
         api.write_export(campaign_id, sys.stdout)
         return

@@ -14,6 +14,7 @@ DISPATCH_DUE_TASK = "dialer.dispatch_due"
 RECONCILE_TASK = "dialer.reconcile"
 DELIVER_NOTIFICATION_TASK = "dialer.deliver_notification"
 RELAY_NOTIFICATIONS_TASK = "dialer.relay_notifications"
+APPLY_RETENTION_TASK = "dialer.apply_retention"
 
 DIAL_QUEUE = "dial"
 EVENTS_QUEUE = "events"

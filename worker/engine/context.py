@@ -53,6 +53,15 @@ class Pacer(Protocol):
     def reserve(self) -> float:
         """Reserve the next create slot; the seconds to wait for it."""
 
+    def depart(self) -> float:
+        """0 once this create may leave now (recorded), else the seconds to wait first."""
+
+    def pace(self) -> float | None:
+        """The account's calls per second, None before any is set."""
+
+    def set_pace(self, calls_per_second: float) -> None:
+        """Set the account's calls per second, for every worker."""
+
 
 class Notifier(Protocol):
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:

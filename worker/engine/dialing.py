@@ -9,6 +9,7 @@ from typing import Any
 
 from redis import RedisError
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from twilio.base.serialize import boolean_to_string
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 REDIS_DOWN_RETRY_S = 5.0
 TRANSIENT_EXHAUSTED_RETRY_S = 30.0
+SID_COLLISION_RETRY_S = 30.0
 NEVER_OPEN_RETRY = timedelta(hours=1)
 
 
@@ -191,9 +193,12 @@ def _create_paced(ctx: Context, claimed: Claimed) -> Any:
     for try_ in retrying:
         with try_:
             wait = ctx.pacer.reserve()
-            metrics.PACING_WAIT.observe(wait)
             ctx.sleep(wait)
             preflight(ctx, claimed.job_id)
+            while (departs_in := ctx.pacer.depart()) > 0:
+                wait += departs_in
+                ctx.sleep(departs_in)
+            metrics.PACING_WAIT.observe(wait)
             try:
                 call = ctx.twilio.create_call(claimed.params)
             except Exception as exc:
@@ -295,6 +300,19 @@ def mark_unknown(ctx: Context, claimed: Claimed, exc: BaseException) -> None:
 
 
 def record_created(ctx: Context, claimed: Claimed, call: Any) -> None:
+    try:
+        _record_created(ctx, claimed, call)
+    except IntegrityError:
+        # Twilio's SIDs are unique; a stand-in restarted with a fixed seed is not. The call
+        # cannot be told apart from the attempt that holds its SID (their callbacks would
+        # mix), so it is ended, and the job dialed again as if this attempt never happened.
+        log.error("job %s: call %s has the SID of another attempt; ending it, and dialing "
+                  "the job again in %.0fs", claimed.job_id, call.sid, SID_COLLISION_RETRY_S)
+        end_live_call(ctx, call.sid, str(call.status))
+        release(ctx, claimed, SID_COLLISION_RETRY_S, "call SID collision")
+
+
+def _record_created(ctx: Context, claimed: Claimed, call: Any) -> None:
     status = str(call.status)
     with ctx.database.session() as session:
         notifications.publish_after_commit(ctx, session)

@@ -30,7 +30,7 @@ from worker.domain.statuses import (
     JobStatus,
 )
 from worker.domain.windows import is_open, next_open_for, stored_window, zone
-from worker.engine import notifications
+from worker.engine import metrics, notifications
 from worker.engine.context import Context
 from worker.engine.outbox import publish_place_calls
 from worker.store.models import Campaign, Job
@@ -108,7 +108,14 @@ def campaign_share(session: Session, room: int, now: datetime) -> list[str]:
                 Job.next_attempt_at <= now)
             .order_by(Job.next_attempt_at).limit(WINDOW_SCAN)).all()
         if rows:
-            ready[campaign.id] = _open_now(session, campaign, rows, now)
+            # A savepoint per campaign: one whose stored data breaks a rule (a window no
+            # parser accepts) is logged, counted and left out, and the others dispatch.
+            try:
+                with session.begin_nested():
+                    ready[campaign.id] = _open_now(session, campaign, rows, now)
+            except Exception:
+                log.exception("dispatch: campaign %s skipped", campaign.id)
+                metrics.SKIPPED.labels("dispatch").inc()
     shares, vtimes = fair_share(room, {c.id: Demand(c.weight, len(ready.get(c.id, [])), c.vtime)
                                        for c in campaigns})
     weights = {c.id: c.weight for c in campaigns}
@@ -125,15 +132,23 @@ def _open_now(session: Session, campaign: Campaign, rows: Sequence[Row[Any]],
     window = stored_window(campaign.window_start, campaign.window_end, campaign.days)
     ready: list[str] = []
     closed: dict[tuple[str, ...], list[str]] = defaultdict(list)
-    is_open_for: dict[tuple[str, ...], bool] = {}
+    is_open_for: dict[tuple[str, ...], bool | None] = {}
+    unknown_zones: list[str] = []
     for job_id, zones in rows:
         key = tuple(zones or [campaign.timezone])
         if key not in is_open_for:
-            is_open_for[key] = is_open(window, [zone(z) for z in key], now)
-        if is_open_for[key]:
+            try:
+                is_open_for[key] = is_open(window, [zone(z) for z in key], now)
+            except ValueError:
+                is_open_for[key] = None  # a stored zone no tz database knows
+        if is_open_for[key] is None:
+            unknown_zones.append(job_id)
+        elif is_open_for[key]:
             ready.append(job_id)
         else:
             closed[key].append(job_id)
+    if unknown_zones:
+        _fail_unknown_zones(session, unknown_zones, now)
     for key, ids in closed.items():
         opening = next_open_for(window, key, campaign.timezone, now)
         values: dict[str, Any] = ({"next_attempt_at": opening} if opening else
@@ -144,6 +159,20 @@ def _open_now(session: Session, campaign: Campaign, rows: Sequence[Row[Any]],
         if not opening:
             notifications.job_finished(session, changed)
     return ready
+
+
+def _fail_unknown_zones(session: Session, job_ids: list[str], now: datetime) -> None:
+    """Jobs whose stored time zones no tz database knows can never be placed in a window:
+    they end `failed` (outcome `unknown-timezone`), each counted, instead of being looked
+    at again by every run."""
+    failed = session.scalars(
+        update(Job).where(Job.id.in_(job_ids), Job.status == JobStatus.SCHEDULED)
+        .values(status=JobStatus.FAILED, outcome="unknown-timezone", updated_at=now)
+        .returning(Job.id)).all()
+    notifications.job_finished(session, failed)
+    log.error("dispatch: %d jobs failed: their time zones are unknown (first: %s)",
+              len(failed), job_ids[0])
+    metrics.after_commit(session, lambda: metrics.SKIPPED.labels("dispatch").inc(len(failed)))
 
 
 def expire_campaigns(session: Session, now: datetime) -> None:

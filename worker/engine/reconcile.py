@@ -8,9 +8,8 @@ overlapping runs do no harm.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from twilio.base.exceptions import TwilioRestException
@@ -24,15 +23,15 @@ from worker.domain.statuses import (
     JobStatus,
 )
 from worker.domain.twilio_errors import longest_create_s
-from worker.engine import metrics, notifications, status
+from worker.engine import notifications, status
 from worker.engine.attempts import give_back
 from worker.engine.context import Context
+from worker.engine.isolation import isolated
 from worker.logs import mask
 from worker.settings import Settings
 from worker.store.models import Attempt, Event, Job
 
 log = logging.getLogger(__name__)
-R = TypeVar("R")
 
 CLOCK_SKEW = timedelta(seconds=60)  # between our database clock and Twilio's
 LIST_LIMIT = 50
@@ -182,19 +181,6 @@ def _decide_one(ctx: Context, attempt_id: int) -> bool:
                   attempt.job_id, attempt.status)
         status.decide_job(session, attempt)
     return True
-
-
-def isolated(ctx: Context, step: str, key: object, handle: Callable[..., R],
-             *args: Any) -> R | None:
-    """handle(ctx, *args), or None when it raises: one job whose data breaks a step (a value
-    out of range, a row no rule foresaw) is logged, counted and skipped, and the run goes on
-    to the others, instead of every run failing on it and nothing else being recovered."""
-    try:
-        return handle(ctx, *args)
-    except Exception:
-        log.exception("reconciler: %s failed for %s; skipped", step, key)
-        metrics.SKIPPED.labels(step).inc()
-        return None
 
 
 def adopt_orphans(ctx: Context) -> int:

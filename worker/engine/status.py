@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from worker.domain.callbacks import callback_int, callback_time
 from worker.domain.clock import utcnow
 from worker.domain.lifecycle import JobPolicy, decide, is_terminal, moves_forward, status_rank
+from worker.domain.privacy import REDACTED, redacted_callback
 from worker.domain.recordings import ANSWERED_BY, answer_replaces
 from worker.domain.statuses import CALL_STATUSES, FINAL_JOB_STATUSES, JobStatus
 from worker.engine import metrics, notifications
@@ -48,7 +49,7 @@ def handle_status(ctx: Context, params: dict[str, str], idempotency_token: str |
         values = {"call_sid": call_sid, "sequence_number": sequence,
                   "call_status": call_status, "attempt_id": attempt.id if attempt else None,
                   "source": source, "idempotency_token": idempotency_token,
-                  "payload": dict(params), "received_at": utcnow()}
+                  "payload": _kept(session, attempt, params), "received_at": utcnow()}
         # The unique key decides what is a repeat, in the INSERT itself: no savepoint, no
         # failed statement, and no ORM flush (the Event below is only read).
         stored = session.execute(
@@ -72,6 +73,15 @@ def handle_status(ctx: Context, params: dict[str, str], idempotency_token: str |
     if result == "orphan":
         raise UnknownCall(call_sid)
     return result
+
+
+def _kept(session: Session, attempt: Attempt | None, params: dict[str, str]) -> dict[str, str]:
+    """The callback as it is stored: without its numbers when its job's number is erased
+    (a late callback of a call ended by the erasure)."""
+    if attempt is not None and session.scalar(
+            select(Job.to).where(Job.id == attempt.job_id)) == REDACTED:
+        return redacted_callback(params, ())
+    return dict(params)
 
 
 def adopt_orphan_events(session: Session, call_sid: str) -> int:

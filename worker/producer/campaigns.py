@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, selectinload
 from worker.domain import validation
 from worker.domain.clock import utcnow
 from worker.domain.eta import eta_seconds
+from worker.domain.exports import OWN_COLUMNS, contact_column, safe_cell
 from worker.domain.statuses import (
     FINAL_JOB_STATUSES,
     WAITING_JOB_STATUSES,
@@ -41,7 +42,7 @@ from worker.domain.windows import Window, next_open_for, parse_window, stored_wi
 from worker.engine import notifications
 from worker.engine.context import Context
 from worker.producer.dnc import listed_numbers
-from worker.producer.files import read_text
+from worker.producer.files import csv_rows, read_text
 from worker.producer.jobs import cancel_job, check_notify
 from worker.store.models import Attempt, Campaign, Job
 
@@ -83,17 +84,17 @@ def read_contacts(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     text = read_text(path)
     if not text.strip():
         raise ValueError(f"{path}: the file is empty")
-    # csv.reader and a dict per row: DictReader's bookkeeping costs more than the dict.
-    reader = csv.reader(io.StringIO(text, newline=""))
-    columns = [c.strip().lower() for c in next(reader, [])]
+    # Cells and a dict per row: DictReader's bookkeeping costs more than the dict.
+    rows = csv_rows(text, path)
+    columns = [c.strip().lower() for c in next(rows, (0, []))[1]]
     if "to" not in columns:
         raise ValueError(f"{path}: no 'to' column in the header ({', '.join(columns)})")
     padding = [""] * len(columns)
-    for row in reader:
+    for line, row in rows:
         if row:  # a blank line is no row (as DictReader has it); short rows get ""
             if len(row) < len(columns):
                 row += padding[len(row):]
-            yield reader.line_num, dict(zip(columns, map(str.strip, row), strict=False))
+            yield line, dict(zip(columns, map(str.strip, row), strict=False))
 
 
 def create_campaign(
@@ -176,7 +177,8 @@ def create_campaign(
         campaign["status"] = CampaignStatus.DONE
     with ctx.database.session() as session:
         session.execute(insert(Campaign), [campaign])
-        _store_jobs(session, campaign, jobs)
+        if jobs:  # SQLite's executemany refuses an empty list
+            _store_jobs(session, campaign, jobs)
     log.info("campaign %s: %d jobs imported, %d invalid, %d duplicates, %d on do-not-call",
              campaign["id"], result.imported, len(result.invalid), result.duplicates,
              result.do_not_call)
@@ -464,7 +466,8 @@ def list_campaigns(ctx: Context) -> list[dict[str, Any]]:
 
 def export_rows(ctx: Context, campaign_id: str) -> Iterator[dict[str, Any]]:
     """One row per recipient: final state, attempts, last outcome, talk time, the last
-    attempt's answer and recording, metadata."""
+    attempt's answer and recording, then the contact's columns as `contact.<column>`, so a
+    contact column named like one of the export's own can never take its place."""
     with ctx.database.session() as session:
         _campaign(session, campaign_id)
         jobs = session.scalars(select(Job).where(Job.campaign_id == campaign_id)
@@ -480,15 +483,17 @@ def export_rows(ctx: Context, campaign_id: str) -> Iterator[dict[str, Any]]:
                "answered_by": last.answered_by if last else None,
                "recording_url": last.recording_url if last else None,
                "recording_duration": last.recording_duration if last else None,
-               "job_id": job.id, **job.metadata_}
+               "job_id": job.id,
+               **{contact_column(name): value for name, value in job.metadata_.items()}}
 
 
 def write_export(ctx: Context, campaign_id: str, out: io.TextIOBase | Any) -> int:
+    """export_rows as CSV, every cell that would start a spreadsheet formula made text."""
     rows = list(export_rows(ctx, campaign_id))
-    columns: list[str] = []
+    columns = list(OWN_COLUMNS)
     for row in rows:
         columns += [c for c in row if c not in columns]
-    writer = csv.DictWriter(out, fieldnames=columns or ["to"])
+    writer = csv.DictWriter(out, fieldnames=columns)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({name: safe_cell(value) for name, value in row.items()} for row in rows)
     return len(rows)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -12,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from worker.domain.validation import normalize_to
 from worker.engine.context import Context
-from worker.producer.files import read_text
+from worker.producer.files import csv_rows, read_text
 from worker.store.models import DoNotCall
 
 
@@ -49,11 +47,17 @@ def list_do_not_call(ctx: Context) -> list[str]:
 
 
 def read_numbers(path: Path) -> list[str]:
-    """A `to` or `number` column of a CSV with a header, else the first column of each line."""
-    rows = [r for r in csv.reader(io.StringIO(read_text(path))) if r and r[0].strip()]
-    if not rows:
+    numbers = numbers_in_csv(read_text(path), path)
+    if not numbers:
         raise ValueError(f"{path}: no numbers in it")
-    header = [c.strip().lower() for c in rows[0]]
+    return numbers
+
+
+def numbers_in_csv(text: str, source: object) -> list[str]:
+    """A `to` or `number` column of a CSV with a header, else the first column of each line;
+    a file, or an HTTP body (`source` names it in errors)."""
+    rows = [row for _, row in csv_rows(text, source) if row and row[0].strip()]
+    header = [c.strip().lower() for c in rows[0]] if rows else []
     column = next((header.index(n) for n in ("to", "number") if n in header), None)
     if column is not None:
         return [r[column].strip() for r in rows[1:] if len(r) > column and r[column].strip()]

@@ -250,9 +250,15 @@ def _insert_new(ctx: Context, rows: list[dict[str, Any]],
             enqueued.append(Enqueued(job_id, created=False))
         if new:
             # Core executemany: SQLAlchemy batches it into multi-row INSERTs, with none of
-            # the ORM's per-object bookkeeping.
-            session.execute(insert(Job), new)
+            # the ORM's per-object bookkeeping. In key order: two producers inserting the
+            # same keys then wait on each other's index entries in one order, never in a
+            # cycle (PostgreSQL would end the cycle by failing one batch as a deadlock).
+            session.execute(insert(Job), sorted(new, key=_insert_order))
     return enqueued, new
+
+
+def _insert_order(row: Mapping[str, Any]) -> tuple[bool, str]:
+    return row["idempotency_key"] is None, row["idempotency_key"] or ""
 
 
 def _lookup(session: Session, key: Any, wanted: set[str],
