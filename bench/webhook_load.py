@@ -158,6 +158,7 @@ def run_phase(kind: str, level: float, url: str, items: list[Signed], duration: 
     wall = time.perf_counter() - wall0
     gen_cpu = self_cpu_s() - cpu0
     hook_cpu, redis_cpu = webhook.sample(), broker.sample()
+    hook_waited = webhook.waited_for_cpu_s()
     published = int(queue.llen(EVENTS_QUEUE))
     ok = phase.statuses.get("204", 0)
     lat = phase.latencies
@@ -177,6 +178,8 @@ def run_phase(kind: str, level: float, url: str, items: list[Signed], duration: 
         "late_starts": phase.late_starts,
         "generator_cpu_pct": round(100 * gen_cpu / wall, 1),
         "webhook_cpu_pct": round(100 * hook_cpu / wall, 1),
+        # Runnable but off a core, summed over threads: the share CPU contention took.
+        "webhook_runqueue_pct": round(100 * hook_waited / wall, 1),
         "redis_cpu_pct": round(100 * redis_cpu / wall, 1),
         "webhook_cpu_ms_per_callback": round(1000 * hook_cpu / ok, 3) if ok else None,
         **({"profile": profiler.finish()} if profiler is not None else {}),
@@ -236,7 +239,8 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "config": config, "kind": kind, "level": level, "runs": len(phases),
         **{name: spread([p[name] for p in phases])
            for name in ("accepted_per_s", "p50_ms", "p99_ms", "generator_cpu_pct",
-                        "webhook_cpu_pct", "redis_cpu_pct", "webhook_cpu_ms_per_callback")},
+                        "webhook_cpu_pct", "webhook_runqueue_pct", "redis_cpu_pct",
+                        "webhook_cpu_ms_per_callback")},
         "all_204_published": all(p["published_matches_204"] for p in phases),
         "non_204": sum(n for p in phases for s, n in p["statuses"].items() if s != "204"),
     } for (config, kind, level), phases in rows.items()]
@@ -245,7 +249,8 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def table(summary: list[dict[str, Any]]) -> str:
     """The printed table, each row with the goal it answers."""
     headers = ["gunicorn", "offered load", "accepted/s", "p50 ms", "p99 ms", "goal",
-               "generator CPU %", "webhook CPU %", "redis CPU %", "webhook CPU ms/callback",
+               "generator CPU %", "webhook CPU %", "webhook run-queue %", "redis CPU %",
+               "webhook CPU ms/callback",
                "non-204", "published = 204s"]
     rows = []
     for row in summary:
@@ -260,7 +265,9 @@ def table(summary: list[dict[str, Any]]) -> str:
         rows.append([row["config"], load, fmt_spread(row["accepted_per_s"], 0),
                      fmt_spread(row["p50_ms"], 1), fmt_spread(row["p99_ms"], 1), goal,
                      fmt_spread(row["generator_cpu_pct"], 0),
-                     fmt_spread(row["webhook_cpu_pct"], 0), fmt_spread(row["redis_cpu_pct"], 0),
+                     fmt_spread(row["webhook_cpu_pct"], 0),
+                     fmt_spread(row["webhook_runqueue_pct"], 0),
+                     fmt_spread(row["redis_cpu_pct"], 0),
                      fmt_spread(row["webhook_cpu_ms_per_callback"], 2), str(row["non_204"]),
                      "yes" if row["all_204_published"] else "NO"])
     return print_table(
