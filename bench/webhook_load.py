@@ -1,17 +1,17 @@
 """Signed status callbacks per second, and their latency, through the webhook under gunicorn.
 
-    python -m bench.webhook_load [--configs 2x4,4x2] [--rates 100,500,1000,2000]
+    python -m bench.webhook_load [--configs 2xgevent,2x4] [--rates 100,500,1000,2000]
                                  [--clients 16,64] [--duration 8] [--runs 3] [--profile]
 
 Starts a private redis-server and the webhook exactly as `webhook_argv` runs it (gunicorn,
-gthread workers; WORKERSxTHREADS in --configs overrides the counts), with signature
-verification and publishing to Redis on. The load comes from this process: aiohttp, bodies
-signed in advance (Twilio's status callback fields, four statuses per call), so the
-generator spends its CPU on HTTP only. Throughput uses closed-loop clients that send as
-fast as answers come back: their best rate is the capacity. Latency figures use an
-open-loop schedule (request i is due at i/rate and its latency counts from then, so a
-stalled server cannot hide its queue); rates past 1.5x the capacity are skipped (they
-would only measure a queue growing), except the goal's 500/s.
+gevent's worker; WORKERSxgevent, or WORKERSxTHREADS for gthread, in --configs sets the
+shape), with signature verification and publishing to Redis on. The load comes from this
+process: aiohttp, bodies signed in advance (Twilio's status callback fields, four statuses
+per call), so the generator spends its CPU on HTTP only. Throughput uses closed-loop
+clients that send as fast as answers come back: their best rate is the capacity. Latency
+figures use an open-loop schedule (request i is due at i/rate and its latency counts from
+then, so a stalled server cannot hide its queue); rates past 1.5x the capacity are skipped
+(they would only measure a queue growing), except the goal's 500/s.
 
 Every phase checks that each 204 left exactly one message in Redis. The generator shares
 the 2 cores with gunicorn and Redis, so its own CPU share is reported beside each figure.
@@ -311,9 +311,10 @@ def _numbers(kind: type, text: str) -> list[Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", default="2x4,4x2",
-                        help="gunicorn WORKERSxTHREADS[+shm] to compare; the first is the "
-                             "reference for the goals; 2x4 is webhook_argv's (2x4,4x2)")
+    parser.add_argument("--configs", default="2xgevent,2x4",
+                        help="gunicorn WORKERSxTHREADS or WORKERSxgevent[+shm] to compare; "
+                             "the first is the reference for the goals; 2xgevent is "
+                             "webhook_argv's (2xgevent,2x4)")
     parser.add_argument("--rates", default="100,500,1000,2000",
                         help="open-loop offered rates, callbacks/s (100,500,1000,2000)")
     parser.add_argument("--clients", default="16,64",
