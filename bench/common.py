@@ -381,28 +381,40 @@ def start_workers(stack: Stack, app: str = "worker", instances: Sequence[str] = 
 
 @dataclass(frozen=True)
 class GunicornShape:
-    """gunicorn's shape: WORKERSxTHREADS, `+shm` for its heartbeat file on /dev/shm."""
+    """gunicorn's shape: WORKERSxTHREADS (gthread) or WORKERSxgevent (gevent worker, one
+    greenlet per connection), `+shm` for its heartbeat file on /dev/shm."""
 
     workers: int
     threads: int
     shm: bool = False
+    worker_class: str = "gthread"
 
     @classmethod
     def parse(cls, text: str) -> GunicornShape:
         shape, _, flag = text.strip().partition("+")
-        workers, threads = (int(x) for x in shape.split("x"))
+        workers_text, _, threads_text = shape.partition("x")
+        workers = int(workers_text)
+        gevent = threads_text == "gevent"
+        threads = 1 if gevent else int(threads_text)
         if workers < 1 or threads < 1 or flag not in ("", "shm"):
             raise ValueError(text)
-        return cls(workers, threads, flag == "shm")
+        return cls(workers, threads, flag == "shm", "gevent" if gevent else "gthread")
 
     def __str__(self) -> str:
-        return f"{self.workers}x{self.threads}{'+shm' if self.shm else ''}"
+        threads = "gevent" if self.worker_class == "gevent" else str(self.threads)
+        return f"{self.workers}x{threads}{'+shm' if self.shm else ''}"
 
     def apply(self, argv: list[str]) -> list[str]:
         """A gunicorn command line as deployed (webhook_argv, api_argv), with this shape."""
         argv = list(argv)
+        for option in ("--threads", "--worker-class", "--worker-connections"):
+            if option in argv:
+                del argv[argv.index(option):argv.index(option) + 2]
         argv[argv.index("--workers") + 1] = str(self.workers)
-        argv[argv.index("--threads") + 1] = str(self.threads)
+        if self.worker_class == "gevent":
+            argv[-1:-1] = ["--worker-class", "gevent", "--worker-connections", "1000"]
+        else:
+            argv[-1:-1] = ["--worker-class", "gthread", "--threads", str(self.threads)]
         if self.shm:
             # gthread touches this file on every loop turn; on ext4 that is a journaled
             # inode update (gunicorn's docs suggest tmpfs where /tmp is a disk).

@@ -79,6 +79,24 @@ def tree(root: int) -> list[ProcInfo]:
     return found
 
 
+def run_delays_ns(pid: int) -> dict[int, int]:
+    """Nanoseconds each thread of `pid` has spent runnable, waiting for a core, by thread id
+    (/proc/<pid>/task/*/schedstat): time lost to CPU contention, which a thread waiting on
+    I/O or a lock does not accrue."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return {}
+    delays: dict[int, int] = {}
+    for tid in tasks:
+        try:
+            delays[int(tid)] = int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text()
+                                   .split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return delays
+
+
 @dataclass
 class Tracked:
     """CPU seconds and peak memory of one process tree between `start()` and `sample()`s.
@@ -90,14 +108,26 @@ class Tracked:
     name: str
     root: int
     base_ticks: int = 0
+    base_run_delays_ns: dict[int, int] = field(default_factory=dict)
     peak_rss_kb: dict[str, int] = field(default_factory=dict)
     processes: int = 0
 
     def ticks(self) -> int:
         return sum(p.cpu_ticks for p in tree(self.root))
 
+    def run_delays_ns(self) -> dict[int, int]:
+        return {tid: ns for p in tree(self.root) for tid, ns in run_delays_ns(p.pid).items()}
+
     def start(self) -> None:
         self.base_ticks = self.ticks()
+        self.base_run_delays_ns = self.run_delays_ns()
+
+    def waited_for_cpu_s(self) -> float:
+        """Thread-seconds spent waiting for a core since start(), by the threads alive now
+        (gevent's pool threads come and go): a process that is slow while this stays low
+        waits on something other than the CPU."""
+        base = self.base_run_delays_ns
+        return sum(ns - base.get(tid, 0) for tid, ns in self.run_delays_ns().items()) / 1e9
 
     def sample(self) -> float:
         """CPU seconds since start(); also records peak memory (main, largest child, tree)."""

@@ -1,17 +1,17 @@
 """Signed status callbacks per second, and their latency, through the webhook under gunicorn.
 
-    python -m bench.webhook_load [--configs 2x4,4x2] [--rates 100,500,1000,2000]
+    python -m bench.webhook_load [--configs 2xgevent,2x4] [--rates 100,500,1000,2000]
                                  [--clients 16,64] [--duration 8] [--runs 3] [--profile]
 
 Starts a private redis-server and the webhook exactly as `webhook_argv` runs it (gunicorn,
-gthread workers; WORKERSxTHREADS in --configs overrides the counts), with signature
-verification and publishing to Redis on. The load comes from this process: aiohttp, bodies
-signed in advance (Twilio's status callback fields, four statuses per call), so the
-generator spends its CPU on HTTP only. Throughput uses closed-loop clients that send as
-fast as answers come back: their best rate is the capacity. Latency figures use an
-open-loop schedule (request i is due at i/rate and its latency counts from then, so a
-stalled server cannot hide its queue); rates past 1.5x the capacity are skipped (they
-would only measure a queue growing), except the goal's 500/s.
+gevent's worker; WORKERSxgevent, or WORKERSxTHREADS for gthread, in --configs sets the
+shape), with signature verification and publishing to Redis on. The load comes from this
+process: aiohttp, bodies signed in advance (Twilio's status callback fields, four statuses
+per call), so the generator spends its CPU on HTTP only. Throughput uses closed-loop
+clients that send as fast as answers come back: their best rate is the capacity. Latency
+figures use an open-loop schedule (request i is due at i/rate and its latency counts from
+then, so a stalled server cannot hide its queue); rates past 1.5x the capacity are skipped
+(they would only measure a queue growing), except the goal's 500/s.
 
 Every phase checks that each 204 left exactly one message in Redis. The generator shares
 the 2 cores with gunicorn and Redis, so its own CPU share is reported beside each figure.
@@ -158,6 +158,7 @@ def run_phase(kind: str, level: float, url: str, items: list[Signed], duration: 
     wall = time.perf_counter() - wall0
     gen_cpu = self_cpu_s() - cpu0
     hook_cpu, redis_cpu = webhook.sample(), broker.sample()
+    hook_waited = webhook.waited_for_cpu_s()
     published = int(queue.llen(EVENTS_QUEUE))
     ok = phase.statuses.get("204", 0)
     lat = phase.latencies
@@ -177,6 +178,8 @@ def run_phase(kind: str, level: float, url: str, items: list[Signed], duration: 
         "late_starts": phase.late_starts,
         "generator_cpu_pct": round(100 * gen_cpu / wall, 1),
         "webhook_cpu_pct": round(100 * hook_cpu / wall, 1),
+        # Runnable but off a core, summed over threads: the share CPU contention took.
+        "webhook_runqueue_pct": round(100 * hook_waited / wall, 1),
         "redis_cpu_pct": round(100 * redis_cpu / wall, 1),
         "webhook_cpu_ms_per_callback": round(1000 * hook_cpu / ok, 3) if ok else None,
         **({"profile": profiler.finish()} if profiler is not None else {}),
@@ -236,7 +239,8 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "config": config, "kind": kind, "level": level, "runs": len(phases),
         **{name: spread([p[name] for p in phases])
            for name in ("accepted_per_s", "p50_ms", "p99_ms", "generator_cpu_pct",
-                        "webhook_cpu_pct", "redis_cpu_pct", "webhook_cpu_ms_per_callback")},
+                        "webhook_cpu_pct", "webhook_runqueue_pct", "redis_cpu_pct",
+                        "webhook_cpu_ms_per_callback")},
         "all_204_published": all(p["published_matches_204"] for p in phases),
         "non_204": sum(n for p in phases for s, n in p["statuses"].items() if s != "204"),
     } for (config, kind, level), phases in rows.items()]
@@ -245,7 +249,8 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def table(summary: list[dict[str, Any]]) -> str:
     """The printed table, each row with the goal it answers."""
     headers = ["gunicorn", "offered load", "accepted/s", "p50 ms", "p99 ms", "goal",
-               "generator CPU %", "webhook CPU %", "redis CPU %", "webhook CPU ms/callback",
+               "generator CPU %", "webhook CPU %", "webhook run-queue %", "redis CPU %",
+               "webhook CPU ms/callback",
                "non-204", "published = 204s"]
     rows = []
     for row in summary:
@@ -260,7 +265,9 @@ def table(summary: list[dict[str, Any]]) -> str:
         rows.append([row["config"], load, fmt_spread(row["accepted_per_s"], 0),
                      fmt_spread(row["p50_ms"], 1), fmt_spread(row["p99_ms"], 1), goal,
                      fmt_spread(row["generator_cpu_pct"], 0),
-                     fmt_spread(row["webhook_cpu_pct"], 0), fmt_spread(row["redis_cpu_pct"], 0),
+                     fmt_spread(row["webhook_cpu_pct"], 0),
+                     fmt_spread(row["webhook_runqueue_pct"], 0),
+                     fmt_spread(row["redis_cpu_pct"], 0),
                      fmt_spread(row["webhook_cpu_ms_per_callback"], 2), str(row["non_204"]),
                      "yes" if row["all_204_published"] else "NO"])
     return print_table(
@@ -304,9 +311,10 @@ def _numbers(kind: type, text: str) -> list[Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", default="2x4,4x2",
-                        help="gunicorn WORKERSxTHREADS[+shm] to compare; the first is the "
-                             "reference for the goals; 2x4 is webhook_argv's (2x4,4x2)")
+    parser.add_argument("--configs", default="2xgevent,2x4",
+                        help="gunicorn WORKERSxTHREADS or WORKERSxgevent[+shm] to compare; "
+                             "the first is the reference for the goals; 2xgevent is "
+                             "webhook_argv's (2xgevent,2x4)")
     parser.add_argument("--rates", default="100,500,1000,2000",
                         help="open-loop offered rates, callbacks/s (100,500,1000,2000)")
     parser.add_argument("--clients", default="16,64",

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -512,6 +512,44 @@ def _response(sock: socket.socket) -> tuple[int, bytes]:
     response = http.client.HTTPResponse(sock)
     response.begin()
     return response.status, response.read()
+
+
+SLOW_CLIENTS = 64
+IDLE_CLIENTS = 16
+
+
+def test_slow_and_idle_clients_leave_room_for_a_callback(deployed: Deployed,
+                                                         broker: redis.Redis) -> None:
+    """Clients that send headers and never the body, kept-alive and silent connections:
+    none of them holds what a genuine callback needs."""
+    params = callback()
+    body = urlencode(params).encode()
+    with ExitStack() as stack:
+        for _ in range(IDLE_CLIENTS):  # kept alive after an answered request
+            conn = http.client.HTTPConnection("127.0.0.1", deployed.port, timeout=10)
+            stack.callback(conn.close)
+            conn.request("GET", "/healthz")
+            assert conn.getresponse().read() and conn.sock is not None
+        for _ in range(IDLE_CLIENTS):  # connected, never a byte
+            stack.enter_context(socket.create_connection(("127.0.0.1", deployed.port),
+                                                         timeout=10))
+        slow = [stack.enter_context(socket.create_connection(("127.0.0.1", deployed.port),
+                                                             timeout=10))
+                for _ in range(SLOW_CLIENTS)]
+        for sock in slow:
+            sock.sendall(_head(deployed, params, length=len(body)))
+
+        started = time.monotonic()
+        response = deployed.post(callback(CallStatus="ringing"))
+        assert response.status_code == 204, response.text
+        assert time.monotonic() - started < 2.0
+        assert [m["kwargs"]["params"]["CallStatus"] for m in published(broker)] == ["ringing"]
+
+        # They were held, not dropped: each body still arrives and is a callback.
+        for sock in slow:
+            sock.sendall(body)
+        assert [_response(sock)[0] for sock in slow] == [204] * SLOW_CLIENTS
+    assert len(published(broker)) == 1 + SLOW_CLIENTS
 
 
 def _chunk(data: bytes) -> bytes:

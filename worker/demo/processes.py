@@ -16,6 +16,9 @@ from pathlib import Path
 
 from worker.domain.names import QUEUES
 
+# Open connections each webhook process serves at once (gunicorn's default, said aloud).
+WEBHOOK_CONNECTIONS = 1000
+
 
 class Process:
     def __init__(self, name: str, argv: list[str], env: Mapping[str, str], workdir: Path) -> None:
@@ -81,8 +84,11 @@ def beat_argv(schedule: Path) -> list[str]:
 
 
 def webhook_argv(port: int, workers: int = 2) -> list[str]:
+    """The webhook as docs/WEBHOOK.md runs it: gevent workers, where a client that sends its
+    body slowly, or never, holds one greenlet of a thousand instead of one of a few threads."""
     return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--threads", "4", "webhook:create_app()"]
+            "--workers", str(workers), "--worker-class", "gevent",
+            "--worker-connections", str(WEBHOOK_CONNECTIONS), "webhook:create_app()"]
 
 
 def api_argv(port: int, workers: int = 1) -> list[str]:
