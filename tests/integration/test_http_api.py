@@ -5,7 +5,6 @@ against api/openapi.json (tests/support/api_fixtures.py)."""
 from __future__ import annotations
 
 import base64
-import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +14,14 @@ from openapi_spec_validator import validate
 
 from harness.stack import start_api
 from harness.waiting import free_port, wait_for
-from tests.support.api_fixtures import API_MAX_BODY, ApiClient, ApiServer, openapi_document
+from tests.support.api_fixtures import (
+    API_MAX_BODY,
+    ApiClient,
+    ApiServer,
+    number,
+    openapi_document,
+    problem,
+)
 from worker.demo.processes import stop_all
 from worker.producer.api_keys import create_api_key, revoke_api_key
 from worker.producer.jobs import get_jobs
@@ -24,26 +30,12 @@ from worker.producer.reports import find_jobs
 pytestmark = pytest.mark.integration
 
 VOICE_URL = "https://example.com/voice.xml"
-PROBLEM_FIELDS = {"type", "title", "status", "detail"}
 
-
-def number() -> str:
-    """A number no other test of the module uses (they share the server's database)."""
-    return f"+1415{random.randint(2, 9)}{random.randint(0, 999999):06d}"
 
 
 def call(**fields: object) -> dict[str, object]:
     return {"to": number(), "url": VOICE_URL, **fields}
 
-
-def problem(response: requests.Response, status: int) -> str:
-    """The problem's detail, after checking it is one, with no traceback in it."""
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert set(body) == PROBLEM_FIELDS and body["status"] == status
-    assert "Traceback" not in response.text
-    return body["detail"]
 
 
 def stored(api_server: ApiServer, to: str) -> list[str]:

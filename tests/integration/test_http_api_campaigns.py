@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
-import random
 
 import pytest
-import requests
 
+from tests.support.api_fixtures import number, problem
 from worker.producer.reports import find_jobs
 
 pytestmark = pytest.mark.integration
@@ -18,14 +17,6 @@ pytestmark = pytest.mark.integration
 VOICE_URL = "https://example.com/voice.xml"
 
 
-def number() -> str:
-    return f"+1415{random.randint(2, 9)}{random.randint(0, 999999):06d}"
-
-
-def problem(response: requests.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/problem+json"
-    return response.json()["detail"]
 
 
 def test_a_campaign_from_json_rows_runs_its_course_and_exports(api, api_server):

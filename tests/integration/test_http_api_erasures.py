@@ -3,11 +3,9 @@ against the OpenAPI document."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
-import requests
 
+from tests.support.api_fixtures import number, problem
 from tests.support.privacy import columns_holding
 
 pytestmark = pytest.mark.integration
@@ -15,14 +13,6 @@ pytestmark = pytest.mark.integration
 VOICE_URL = "https://example.com/voice.xml"
 
 
-def number() -> str:
-    return f"+1415{random.randint(2, 9)}{random.randint(0, 999999):06d}"
-
-
-def problem(response: requests.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/problem+json"
-    return response.json()["detail"]
 
 
 def test_an_erasure_cancels_redacts_and_lists_the_number(api, api_server):

@@ -5,6 +5,7 @@ as an operator would), and clients that check every response against the OpenAPI
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -113,3 +114,21 @@ def api_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 def api(api_server: ApiServer) -> ApiClient:
     """A client holding a new read-and-write key."""
     return api_server.client(api_server.key())
+
+
+PROBLEM_FIELDS = {"type", "title", "status", "detail"}
+
+
+def number() -> str:
+    """A number no other test of a module uses (they share the server's database)."""
+    return f"+1415{random.randint(2, 9)}{random.randint(0, 999999):06d}"
+
+
+def problem(response: requests.Response, status: int) -> str:
+    """The problem's detail, after checking it is one, with no traceback in it."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert set(body) == PROBLEM_FIELDS and body["status"] == status
+    assert "Traceback" not in response.text
+    return body["detail"]
