@@ -44,12 +44,17 @@ def handle_status(ctx: Context, params: dict[str, str], idempotency_token: str |
         sequence = UNSEQUENCED_BASE + status_rank(call_status)
     with ctx.database.session() as session:
         notifications.publish_after_commit(ctx, session)
-        attempt = session.scalar(
-            select(Attempt).where(Attempt.call_sid == call_sid).with_for_update())
+        # The job's number comes with the attempt, in the same statement: a late callback
+        # of a call ended by an erasure is stored without its numbers.
+        row = session.execute(
+            select(Attempt, Job.to).join(Job, Job.id == Attempt.job_id)
+            .where(Attempt.call_sid == call_sid).with_for_update(of=Attempt)).one_or_none()
+        attempt, job_to = row if row is not None else (None, None)
+        payload = redacted_callback(params, ()) if job_to == REDACTED else dict(params)
         values = {"call_sid": call_sid, "sequence_number": sequence,
                   "call_status": call_status, "attempt_id": attempt.id if attempt else None,
                   "source": source, "idempotency_token": idempotency_token,
-                  "payload": _kept(session, attempt, params), "received_at": utcnow()}
+                  "payload": payload, "received_at": utcnow()}
         # The unique key decides what is a repeat, in the INSERT itself: no savepoint, no
         # failed statement, and no ORM flush (the Event below is only read).
         stored = session.execute(
@@ -73,15 +78,6 @@ def handle_status(ctx: Context, params: dict[str, str], idempotency_token: str |
     if result == "orphan":
         raise UnknownCall(call_sid)
     return result
-
-
-def _kept(session: Session, attempt: Attempt | None, params: dict[str, str]) -> dict[str, str]:
-    """The callback as it is stored: without its numbers when its job's number is erased
-    (a late callback of a call ended by the erasure)."""
-    if attempt is not None and session.scalar(
-            select(Job.to).where(Job.id == attempt.job_id)) == REDACTED:
-        return redacted_callback(params, ())
-    return dict(params)
 
 
 def adopt_orphan_events(session: Session, call_sid: str) -> int:
