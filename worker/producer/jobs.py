@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from worker.domain import validation
 from worker.domain.clock import utcnow
@@ -27,7 +26,7 @@ from worker.engine.context import Context
 from worker.engine.outbox import publish_place_calls
 from worker.logs import mask
 from worker.settings import Settings
-from worker.store.database import in_chunks
+from worker.store.database import in_chunks, table_row
 from worker.store.models import WITH_ATTEMPTS, DoNotCall, Job
 
 log = logging.getLogger(__name__)
@@ -226,13 +225,13 @@ def _store(ctx: Context, rows: list[dict[str, Any]],
 def _insert_new(ctx: Context, rows: list[dict[str, Any]],
                 where: Callable[[int], str]) -> tuple[list[Enqueued], list[dict[str, Any]]]:
     """One transaction: the do-not-call check, the idempotency lookup, one INSERT of the rest."""
-    with ctx.database.session() as session:
-        listed = _lookup(session, DoNotCall.number, {r["to"] for r in rows})
+    with ctx.database.transaction() as connection:
+        listed = _lookup(connection, DoNotCall.number, {r["to"] for r in rows})
         for index, row in enumerate(rows):
             if row["to"] in listed:
                 raise ValueError(f"{where(index)}to: {row['to']} is on the do-not-call list")
         keys = {r["idempotency_key"] for r in rows if r["idempotency_key"]}
-        stored = _lookup(session, Job.idempotency_key, keys, Job.id, Job.request_hash)
+        stored = _lookup(connection, Job.idempotency_key, keys, Job.id, Job.request_hash)
         enqueued, new = [], []
         for index, row in enumerate(rows):
             key = row["idempotency_key"]
@@ -254,7 +253,8 @@ def _insert_new(ctx: Context, rows: list[dict[str, Any]],
             # the ORM's per-object bookkeeping. In key order: two producers inserting the
             # same keys then wait on each other's index entries in one order, never in a
             # cycle (PostgreSQL would end the cycle by failing one batch as a deadlock).
-            session.execute(insert(Job), sorted(new, key=_insert_order))
+            connection.execute(insert(Job.__table__),
+                               [table_row(Job, row) for row in sorted(new, key=_insert_order)])
     return enqueued, new
 
 
@@ -262,12 +262,12 @@ def _insert_order(row: Mapping[str, Any]) -> tuple[bool, str]:
     return row["idempotency_key"] is None, row["idempotency_key"] or ""
 
 
-def _lookup(session: Session, key: Any, wanted: set[str],
+def _lookup(connection: Connection, key: Any, wanted: set[str],
             *columns: Any) -> dict[str, tuple[Any, ...]]:
     """{key: (columns...)} of the rows whose key is in wanted, a chunk of keys per statement."""
     found: dict[str, tuple[Any, ...]] = {}
     for chunk in in_chunks(sorted(wanted)):
-        found.update((found_key, tuple(values)) for found_key, *values in session.execute(
+        found.update((found_key, tuple(values)) for found_key, *values in connection.execute(
             select(key, *columns).where(key.in_(chunk))))
     return found
 

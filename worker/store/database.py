@@ -3,14 +3,15 @@ writer processes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Insert, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, Insert, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,18 @@ def in_chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     """`items` in slices that fit one IN (...) list."""
     for start in range(0, len(items), IN_CHUNK):
         yield items[start:start + IN_CHUNK]
+
+
+def table_row(model: type[Any], row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row keyed by the model's attribute names (`from_`), keyed by its columns' (`from`),
+    for Core statements on the model's table."""
+    keys = _column_keys(model)
+    return {keys[name]: value for name, value in row.items()}
+
+
+@cache
+def _column_keys(model: type[Any]) -> dict[str, str]:
+    return {prop.key: prop.columns[0].key for prop in inspect(model).column_attrs}
 
 
 def insert_unless_stored(session: Session, model: type[Any], key: Sequence[str]) -> Insert:
@@ -124,6 +137,13 @@ class Database:
             self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         with self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """session() without the ORM, for hot paths that only run Core statements: the
+        Session's unit of work and identity map cost more than the statements there."""
+        with self.engine.begin() as connection:
+            yield connection
 
     def dispose(self) -> None:
         """Close every pooled connection (tests and benchmarks that drop the database)."""
