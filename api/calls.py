@@ -24,7 +24,7 @@ from api.bodies import (
     reject_unknown,
 )
 from api.problems import Problem, invalid
-from api.render import job_json, notification_json
+from api.render import job_json, new_job_json, notification_json
 from api.state import context
 from worker.domain.statuses import JobStatus
 from worker.domain.validation import check_at
@@ -82,8 +82,11 @@ def _enqueue(specs: list[dict[str, Any]], batch: bool) -> tuple[list[dict[str, A
         raise invalid(exc, 409) from None
     except ValueError as exc:
         raise invalid(exc) from None
-    jobs = _jobs(list(dict.fromkeys(result.job_id for result in results)))
-    status = 201 if any(result.created for result in results) else 200
+    # A job made by this request is shown as stored; one its key named before is read.
+    made = {r.job_id: new_job_json(r.row) for r in results if r.row is not None}
+    jobs = _jobs(list(dict.fromkeys(r.job_id for r in results if r.job_id not in made)))
+    jobs.update(made)
+    status = 201 if made else 200
     return [jobs[result.job_id] for result in results], status
 
 

@@ -4,7 +4,9 @@ rendered as result notifications render it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from worker.engine.notifications import attempt_as_dict
@@ -36,6 +38,16 @@ def job_json(job: Any) -> dict[str, Any]:
         "created_at": _iso(job.created_at), "updated_at": _iso(job.updated_at),
         "attempts": [attempt_json(a) for a in sorted(job.attempt_rows, key=lambda a: a.ordinal)],
     }
+
+
+# What a job's row leaves out while it is new: no result, no attempt, no event yet.
+_NEW_JOB = {"outcome": None, "error_code": None, "error_message": None, "attempt_rows": ()}
+
+
+def new_job_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A job just stored, from the row its enqueue inserted (attribute names), as job_json
+    and a read of it would show it: nothing more to read."""
+    return {**job_json(SimpleNamespace(**{**_NEW_JOB, **row})), "notifications": []}
 
 
 NOTIFICATION_FIELDS = ("id", "type", "status", "attempts", "next_attempt_at", "delivered_at",

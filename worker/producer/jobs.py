@@ -92,6 +92,9 @@ class Enqueued:
 
     job_id: str
     created: bool
+    # The new job's row as stored (attribute names, as the Job model's): what a caller
+    # shows of a job it just made, without reading it back.
+    row: Mapping[str, Any] | None = None
 
 
 def enqueue(ctx: Context, calls: Iterable[Mapping[str, Any]], *, batch: bool = True,
@@ -237,7 +240,7 @@ def _insert_new(ctx: Context, rows: list[dict[str, Any]],
             key = row["idempotency_key"]
             if key is None or key not in stored:
                 new.append(row)
-                enqueued.append(Enqueued(row["id"], created=True))
+                enqueued.append(Enqueued(row["id"], created=True, row=row))
                 if key is not None:
                     stored[key] = (row["id"], row["request_hash"])
                 continue
