@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from redis import RedisError
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, bindparam, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -34,7 +34,7 @@ from worker.engine.context import Context
 from worker.engine.status import adopt_orphan_events
 from worker.logs import mask
 from worker.settings import Settings
-from worker.store.models import Attempt, Campaign, DoNotCall, Job
+from worker.store.models import Attempt, Campaign, DoNotCall, Event, Job
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,40 @@ class Claimed:
     params: dict[str, Any]
 
 
-# What create_params reads of a job.
-CREATE_COLUMNS = (Job.attempts, Job.to, Job.from_, Job.url, Job.twiml, Job.application_sid,
-                  Job.call_options)
+# What create_params reads of a job, labelled with the attribute names it reads them by.
+CREATE_COLUMNS = tuple(column.label(column.key) for column in (
+    Job.attempts, Job.to, Job.from_, Job.url, Job.twiml, Job.application_sid, Job.call_options))
+
+# The hot path's statements, built once: Core on a plain connection with bound parameters
+# costs a fifth of the same statements built per call and run through an ORM Session
+# (bench.statements and the profile in docs/BENCHMARKS.md).
+_CLAIM = (update(Job)
+          .where(Job.id == bindparam("job_id"), Job.status == JobStatus.QUEUED)
+          .values(status=JobStatus.DIALING, attempts=Job.attempts + 1,
+                  updated_at=bindparam("now"))
+          .returning(*CREATE_COLUMNS))
+_NEW_ATTEMPT = (insert(Attempt)
+                .values(job_id=bindparam("job_id"), ordinal=bindparam("ordinal"),
+                        status=AttemptStatus.CREATING, created_at=bindparam("now"),
+                        updated_at=bindparam("now"))
+                .returning(Attempt.id))
+# Everything the last checks read, in one statement: the job, its campaign, its number's
+# do-not-call entry.
+_PREFLIGHT = (select(Job.status, Job.timezones, Job.to, Job.campaign_id,
+                     Campaign.status.label("campaign_status"), Campaign.end_at,
+                     Campaign.window_start, Campaign.window_end, Campaign.days,
+                     Campaign.timezone, DoNotCall.number.label("listed"))
+              .select_from(Job)
+              .outerjoin(Campaign, Campaign.id == Job.campaign_id)
+              .outerjoin(DoNotCall, DoNotCall.number == Job.to)
+              .where(Job.id == bindparam("job_id")))
+_RECORD_SID = (update(Attempt)
+               .where(Attempt.id == bindparam("attempt_id"),
+                      Attempt.status == AttemptStatus.CREATING)
+               .values(call_sid=bindparam("call_sid"), status=AttemptStatus.QUEUED))
+_AFTER_CREATE = select(
+    select(Job.status).where(Job.id == bindparam("job_id")).scalar_subquery(),
+    exists().where(Event.call_sid == bindparam("call_sid"), Event.attempt_id.is_(None)))
 
 
 def create_params(settings: Settings, job: Any) -> dict[str, Any]:
@@ -112,19 +143,13 @@ def claim(ctx: Context, job_id: str) -> Claimed | None:
     waiting (final, canceled, rescheduled): leave it alone.
     """
     now = utcnow()
-    with ctx.database.session() as session:
+    with ctx.database.transaction() as connection:
         # RETURNING: the columns the create needs come back from the compare-and-set itself.
-        job = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.DIALING, attempts=Job.attempts + 1, updated_at=now)
-            .returning(*CREATE_COLUMNS)
-        ).one_or_none()
+        job = connection.execute(_CLAIM, {"job_id": job_id, "now": now}).one_or_none()
         if job is None:
             return None
-        attempt_id = session.execute(insert(Attempt).values(
-            job_id=job_id, ordinal=job.attempts, status=AttemptStatus.CREATING, created_at=now,
-            updated_at=now).returning(Attempt.id)).scalar_one()
+        attempt_id = connection.execute(_NEW_ATTEMPT, {
+            "job_id": job_id, "ordinal": job.attempts, "now": now}).scalar_one()
         return Claimed(job_id, attempt_id, job.attempts, create_params(ctx.settings, job))
 
 
@@ -142,35 +167,33 @@ def preflight(ctx: Context, job_id: str) -> None:
     """The last checks, right before calls.create: still ours, campaign active, inside the
     recipient's calling window, not on the do-not-call list, under the frequency cap."""
     now = utcnow()
-    with ctx.database.session() as session:
-        job = session.execute(select(Job.status, Job.campaign_id, Job.timezones, Job.to)
-                              .where(Job.id == job_id)).one_or_none()
+    with ctx.database.transaction() as connection:
+        job = connection.execute(_PREFLIGHT, {"job_id": job_id}).one_or_none()
         if job is None or job.status != JobStatus.DIALING:
             raise NoLongerDialing(job_id)
         if job.campaign_id is not None:
-            campaign = session.get_one(Campaign, job.campaign_id)
-            if campaign.status != CampaignStatus.ACTIVE:
-                raise Deferred(now, f"campaign {campaign.status}")
-            if campaign.end_at is not None and campaign.end_at <= now:
+            if job.campaign_status != CampaignStatus.ACTIVE:
+                raise Deferred(now, f"campaign {job.campaign_status}")
+            if job.end_at is not None and job.end_at <= now:
                 raise Deferred(now, "campaign ended: the dispatcher expires the job")
-            window = stored_window(campaign.window_start, campaign.window_end, campaign.days)
-            opening = next_open_for(window, job.timezones, campaign.timezone, now)
+            window = stored_window(job.window_start, job.window_end, job.days)
+            opening = next_open_for(window, job.timezones, job.timezone, now)
             if opening != now:
                 raise Deferred(opening or now + NEVER_OPEN_RETRY, "outside the calling window")
-        if session.get(DoNotCall, job.to) is not None:
+        if job.listed is not None:
             raise OnDoNotCall(job_id)
-        capped_until = _frequency_cap(ctx.settings, session, job, now)
+        capped_until = _frequency_cap(ctx.settings, connection, job, now)
         if capped_until is not None:
             raise Deferred(capped_until, "frequency cap for this number")
 
 
-def _frequency_cap(settings: Settings, session: Session, job: Any,
+def _frequency_cap(settings: Settings, connection: Connection, job: Any,
                    now: datetime) -> datetime | None:
     """When the number may be called again, if the cap is reached (across every job)."""
     if not settings.max_calls_per_number:
         return None
     since = now - timedelta(hours=settings.frequency_window_hours)
-    placed = session.scalars(
+    placed = connection.scalars(
         select(Attempt.created_at).join(Job)
         .where(Job.to == job.to, Attempt.created_at >= since, Attempt.call_sid.is_not(None))
         .order_by(Attempt.created_at)).all()
@@ -314,16 +337,19 @@ def record_created(ctx: Context, claimed: Claimed, call: Any) -> None:
 
 def _record_created(ctx: Context, claimed: Claimed, call: Any) -> None:
     status = str(call.status)
-    with ctx.database.session() as session:
-        notifications.publish_after_commit(ctx, session)
-        recorded = session.execute(
-            update(Attempt).where(Attempt.id == claimed.attempt_id,
-                                  Attempt.status == AttemptStatus.CREATING)
-            # `queued`, not the answer's status: a terminal one written here would bypass
-            # apply_event, so the job would never be decided (and no longer look silent).
-            .values(call_sid=call.sid, status=AttemptStatus.QUEUED)).rowcount
-        adopt_orphan_events(session, call.sid)
-        job_status = session.scalar(select(Job.status).where(Job.id == claimed.job_id))
+    with ctx.database.transaction() as connection:
+        # `queued`, not the answer's status: a terminal one written here would bypass
+        # apply_event, so the job would never be decided (and no longer look silent).
+        recorded = connection.execute(_RECORD_SID, {"attempt_id": claimed.attempt_id,
+                                                    "call_sid": call.sid}).rowcount
+        job_status, orphaned = connection.execute(_AFTER_CREATE, {
+            "job_id": claimed.job_id, "call_sid": call.sid}).one()
+    if recorded and orphaned:
+        # Callbacks that came before this answer: rare, and handled in a Session of their
+        # own (a callback retried meanwhile adopts its own event just as well).
+        with ctx.database.session() as session:
+            notifications.publish_after_commit(ctx, session)
+            adopt_orphan_events(session, call.sid)
     if not recorded:
         # The reconciler gave this attempt up (the worker looked dead); the job may be
         # dialed again, so this call must not go on.
