@@ -301,7 +301,7 @@ def reject(ctx: Context, claimed: Claimed, exc: BaseException) -> None:
                 status=JobStatus.FAILED, outcome=str(code) if code else AttemptStatus.REJECTED,
                 error_code=code, error_message=message, updated_at=now)).rowcount:
             # A refused create is an attempt too: its end is news to a notify_each_attempt job.
-            notifications.attempt_ended(session, session.get_one(Attempt, claimed.attempt_id))
+            notifications.attempt_ended(session, claimed.job_id, claimed.attempt_id)
             notifications.job_finished(session, [claimed.job_id])
     log.warning("job %s to %s refused by Twilio: %s", claimed.job_id,
                 mask(claimed.params["to"]), message)

@@ -87,16 +87,17 @@ def job_finished(session: Session, job_ids: Iterable[str]) -> list[str]:
     return made
 
 
-def attempt_ended(session: Session, attempt: Attempt) -> str | None:
+def attempt_ended(session: Session, job_id: str, attempt_id: int) -> str | None:
     """A call.attempt_ended event for this ended attempt, if its job asks for one."""
     row = session.execute(
-        select(Job, NOTIFY_URL).where(Job.id == attempt.job_id, NOTIFY_URL.is_not(None),
+        select(Job, NOTIFY_URL).where(Job.id == job_id, NOTIFY_URL.is_not(None),
                                       NOTIFY_EACH_ATTEMPT)
         .options(WITH_ATTEMPTS).execution_options(populate_existing=True)
     ).one_or_none()
     if row is None:
         return None
     job, url = row
+    attempt = next(a for a in job.attempt_rows if a.id == attempt_id)
     return _store(session, job, url, NotificationType.ATTEMPT_ENDED, attempt)
 
 

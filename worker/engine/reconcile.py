@@ -173,12 +173,11 @@ def decide_stranded(ctx: Context, now: datetime) -> int:
 def _decide_one(ctx: Context, attempt_id: int) -> bool:
     with ctx.database.session() as session:
         notifications.publish_after_commit(ctx, session)
-        attempt = session.scalar(select(Attempt).where(Attempt.id == attempt_id)
-                                 .with_for_update())
+        attempt = status.locked_attempt(session, attempt_id)
         if attempt is None:
             return False
         log.error("job %s was left dialing after its attempt ended %s; deciding it now",
-                  attempt.job_id, attempt.status)
+                  attempt["job_id"], attempt["status"])
         status.decide_job(session, attempt)
     return True
 

@@ -60,7 +60,7 @@ def handle_recording(ctx: Context, params: dict[str, str]) -> str:
             select(Attempt).where(Attempt.call_sid == call_sid).with_for_update())
         now = utcnow()
         inserted = session.execute(
-            insert_unless_stored(session, Recording, ("sid",))
+            insert_unless_stored(session.get_bind().dialect.name, Recording, ("sid",))
             .values(sid=sid, call_sid=call_sid, created_at=now, updated_at=now, **values)
             .returning(Recording.sid)).scalar()
         recording = session.scalar(select(Recording).where(Recording.sid == sid)

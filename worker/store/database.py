@@ -39,10 +39,10 @@ def _column_keys(model: type[Any]) -> dict[str, str]:
     return {prop.key: prop.columns[0].key for prop in inspect(model).column_attrs}
 
 
-def insert_unless_stored(session: Session, model: type[Any], key: Sequence[str]) -> Insert:
+def insert_unless_stored(dialect_name: str, model: type[Any], key: Sequence[str]) -> Insert:
     """INSERT ... ON CONFLICT (key) DO NOTHING: the unique key decides what is a repeat, in
     the INSERT itself (no savepoint, no failed statement), on both backends."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(model).on_conflict_do_nothing(index_elements=list(key))
 
 
