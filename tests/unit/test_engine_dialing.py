@@ -210,6 +210,27 @@ def test_cancel_of_a_ringing_call_cancels_it(
     assert job(engine_ctx, dialed.job_id).status == "canceled"
 
 
+def test_cancel_of_a_call_never_heard_ringing_cancels_it(
+        engine_ctx: Context, twilio: FakeTwilio, dialed: Dialed) -> None:
+    twilio.set_status(dialed.call_sid, "ringing")  # no `ringing` callback is asked for
+
+    cancel_job(engine_ctx, dialed.job_id)
+
+    assert twilio.ended == [(dialed.call_sid, "canceled")]
+    assert twilio.calls[dialed.call_sid].status == "canceled"
+
+
+def test_cancel_of_a_call_answered_before_its_callback_was_handled_hangs_it_up(
+        engine_ctx: Context, twilio: FakeTwilio, dialed: Dialed) -> None:
+    twilio.set_status(dialed.call_sid, "in-progress")  # the attempt still reads `queued`
+
+    result = cancel_job(engine_ctx, dialed.job_id)
+
+    assert result.canceled
+    assert twilio.ended == [(dialed.call_sid, "canceled"), (dialed.call_sid, "completed")]
+    assert twilio.calls[dialed.call_sid].status == "completed"
+
+
 def test_cancel_of_an_answered_call_hangs_it_up_and_the_job_stays_canceled(
         engine_ctx: Context, twilio: FakeTwilio, dialed: Dialed) -> None:
     handle_status(engine_ctx, twilio.report(dialed.call_sid, "in-progress"))
