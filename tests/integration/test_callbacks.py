@@ -203,3 +203,27 @@ def test_busy_and_no_answer_calls_end_on_their_one_callback_and_are_retried(make
         (event,) = events_of(ended)
         assert (event.call_status, event.source) == (ended.status, "callback")
         assert retried.created_at - event.received_at >= timedelta(seconds=RETRY_DELAY)
+
+
+def test_cancel_of_a_call_answered_before_its_callback_arrived_hangs_it_up(make_stack):
+    """The attempt reads `queued` until the `answered` callback is handled; Twilio leaves an
+    answered call in progress on a cancel, so the dialer hangs it up."""
+    stack = make_stack()
+    stack.start_worker("w1", concurrency=1)  # no webhook: no callback reaches the dialer
+    to = "+14155551023"
+    stack.sim.set_scenario({to: ["answered:600"]})
+    job_id = enqueue_call(to, url=VOICE_URL)
+
+    def answered_at_twilio() -> str | None:
+        attempts = get_job(job_id).attempt_rows
+        call_sid = attempts[-1].call_sid if attempts else None
+        live = call_sid is not None and stack.sim.call(call_sid)["status"] == "in-progress"
+        return call_sid if live else None
+
+    call_sid = wait_for(answered_at_twilio, timeout=30, what="the call to be answered")
+    assert get_job(job_id).attempt_rows[-1].status == "queued"
+
+    result = cancel_job(job_id)
+
+    assert (result.canceled, result.message) == (True, "canceled; live call ended")
+    assert stack.sim.call(call_sid)["status"] == "completed"

@@ -29,12 +29,12 @@ AMD_CALLBACK_PATH = "/twilio/amd"
 # Every status event Twilio can send, in the order a call reaches them.
 TWILIO_STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 # What the dialer asks for unless DIALER_STATUS_CALLBACK_EVENTS says otherwise: `answered`
-# (the call is live: redirect, hang-up on cancel, talk time) and `completed`, which Twilio
-# also sends for busy, no-answer, failed and canceled calls with CallStatus saying which.
-# Each event is a signed request, a task and a transaction; `initiated` and `ringing` tell
-# the dialer nothing it acts on.
+# (the call is live: a cancel hangs it up) and `completed`, which Twilio also sends for
+# busy, no-answer, failed and canceled calls, with CallStatus saying which. Each event is a
+# signed request, a task and a transaction; `initiated` and `ringing` tell the dialer
+# nothing it acts on.
 STATUS_CALLBACK_EVENTS = ("answered", "completed")
-# The one event the dialer cannot do without: only it ends an attempt and decides the job.
+# The event the dialer cannot do without: its callback ends an attempt and decides the job.
 REQUIRED_STATUS_CALLBACK_EVENT = "completed"
 # Twilio's default is `completed` alone; `in-progress` shows a recording while the call lasts
 # and `absent` tells a silent recording from a lost callback.
