@@ -10,9 +10,9 @@ starts them, with DIALER_CALLS_PER_SECOND far above the offered rate so the pace
 what limits. The offer is open loop: jobs are written to the jobs table in advance as
 `scheduled` with next_attempt_at = t0 + i/rate, so the dispatcher (beat, every
 DIALER_DISPATCH_INTERVAL = 1 s as in production) releases them at the rate, and each goes
-through claim, create, four signed callbacks, the webhook, handle_status and the job's
-final state. Nothing of ours runs in this process while measuring but a status count
-every 2 s.
+through claim, create, its signed status callbacks (DIALER_STATUS_CALLBACK_EVENTS:
+answered and completed by default), the webhook, handle_status and the job's final state.
+Nothing of ours runs in this process while measuring but a status count every 2 s.
 
 A rate is sustained when, over the steady window (after --warmup), jobs reached a final
 state at >= 95 % of the rate and the backlog (offered but not final) grew by less than
@@ -130,7 +130,8 @@ def job_counts(ctx: Context) -> Counter[str]:
 
 
 def event_counts(ctx: Context) -> dict[str, int]:
-    """Events and attempts stored: every finished call must have left its four events."""
+    """Events and attempts stored: every finished call leaves one event per status event
+    its create asked for."""
     with ctx.database.session() as session:
         events = session.scalar(select(func.count()).select_from(Event)) or 0
         attempts, finished = session.execute(select(

@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 
 from worker.domain.lifecycle import MAX_ATTEMPTS, MAX_RETRY_DELAY_S
-from worker.domain.names import AMD_CALLBACK_PATH, RECORDING_CALLBACK_PATH, STATUS_CALLBACK_PATH
+from worker.domain.names import (
+    AMD_CALLBACK_PATH,
+    RECORDING_CALLBACK_PATH,
+    REQUIRED_STATUS_CALLBACK_EVENT,
+    STATUS_CALLBACK_EVENTS,
+    STATUS_CALLBACK_PATH,
+    TWILIO_STATUS_CALLBACK_EVENTS,
+)
 from worker.domain.notifications import RETRY_DELAYS_S, SIGNING_SECRET_PREFIX
 from worker.domain.statuses import RETRYABLE_CALL_STATUSES
 
@@ -109,6 +116,24 @@ def parse_statuses(raw: str, name: str) -> tuple[str, ...]:
     return statuses
 
 
+def parse_status_callback_events(env: Mapping[str, str]) -> tuple[str, ...]:
+    """DIALER_STATUS_CALLBACK_EVENTS: Twilio's event names, space- or comma-separated, in
+    Twilio's order without repeats; `completed` is required (its callback ends an attempt)."""
+    name = "DIALER_STATUS_CALLBACK_EVENTS"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return STATUS_CALLBACK_EVENTS
+    given = [e for e in re.split(r"[\s,]+", raw) if e]
+    unknown = [e for e in given if e not in TWILIO_STATUS_CALLBACK_EVENTS]
+    if unknown:
+        raise SettingsError(f"{name} may list only {', '.join(TWILIO_STATUS_CALLBACK_EVENTS)}, "
+                            f"separated by spaces or commas; got {raw!r}")
+    if REQUIRED_STATUS_CALLBACK_EVENT not in given:
+        raise SettingsError(f"{name} must include {REQUIRED_STATUS_CALLBACK_EVENT}: its "
+                            f"callback is the one that ends an attempt; got {raw!r}")
+    return tuple(e for e in TWILIO_STATUS_CALLBACK_EVENTS if e in given)
+
+
 @dataclass(frozen=True)
 class Settings:
     twilio_account_sid: str | None
@@ -147,6 +172,8 @@ class Settings:
     # Days a final job keeps its personal data (0: for ever), and how often beat looks.
     retention_days: int = 0
     retention_interval: float = 3600.0
+    # The status events every create asks Twilio for (each one is a callback to handle).
+    status_callback_events: tuple[str, ...] = STATUS_CALLBACK_EVENTS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -197,6 +224,7 @@ class Settings:
             retention_days=int(_number(env, "DIALER_RETENTION_DAYS", 0, minimum=0, integer=True,
                                        maximum=MAX_RETENTION_DAYS)),
             retention_interval=_positive(env, "DIALER_RETENTION_INTERVAL", 3600.0),
+            status_callback_events=parse_status_callback_events(env),
         )
 
     def require_twilio(self) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from harness.stack import VOICE_URL
+from harness.stack import VOICE_URL, job_in
 from harness.waiting import wait_for
 from worker.api import cancel_job, enqueue_call, get_job
 from worker.domain.statuses import FINAL_JOB_STATUSES
@@ -85,7 +85,7 @@ def test_a_dozen_jobs_reach_their_policy_outcomes(make_stack):
         return job.attempt_rows and job.attempt_rows[-1].status == status
 
     wait_for(lambda: attempt_status(talking, "in-progress"), timeout=20, what="an answer")
-    wait_for(lambda: attempt_status(ringing, "ringing"), timeout=20, what="ringing")
+    wait_for(lambda: ringing_at_twilio(stack, ringing), timeout=20, what="ringing")
     for job_id in (talking, ringing):
         result = cancel_job(job_id)
         assert result.canceled and result.status == "canceled"
@@ -113,6 +113,13 @@ def test_a_dozen_jobs_reach_their_policy_outcomes(make_stack):
     assert get_job(talking).status == get_job(ringing).status == "canceled"
 
 
+def ringing_at_twilio(stack, job_id) -> bool:
+    """No `ringing` callback is asked for: the attempt reads `queued` while Twilio rings."""
+    attempts = get_job(job_id).attempt_rows
+    call_sid = attempts[-1].call_sid if attempts else None
+    return call_sid is not None and stack.sim.call(call_sid)["status"] == "ringing"
+
+
 def events_of(attempt):
     with default_context().database.session() as session:
         return session.scalars(select(Event).where(Event.attempt_id == attempt.id)).all()
@@ -131,3 +138,92 @@ def test_duplicated_and_reordered_callbacks_change_nothing(make_stack):
     tokens = [c.params.get("CallSid") for c in stack.sim.callbacks()]
     assert len(tokens) > len(set(zip(tokens, [c.sequence_number for c in stack.sim.callbacks()],
                                      strict=True))), "no callback was duplicated"
+
+
+# --- which status events a call asks for ----------------------------------------------------
+
+
+def status_callbacks(stack, call_sid: str) -> list:
+    """The status callbacks the simulator sent for one call, once every one was answered."""
+    sent = [c for c in stack.sim.callbacks() if c.call_sid == call_sid and c.kind == "status"]
+    return sent if sent and all(c.response_status for c in sent) else []
+
+
+def stored_events(call_sid: str) -> list[tuple[str, str]]:
+    with default_context().database.session() as session:
+        return list(session.execute(
+            select(Event.call_status, Event.source).where(Event.call_sid == call_sid)
+            .order_by(Event.sequence_number)).all())
+
+
+@pytest.mark.parametrize(("settings", "heard"), [
+    ({}, ["in-progress", "completed"]),
+    ({"DIALER_STATUS_CALLBACK_EVENTS": "initiated ringing answered completed"},
+     ["initiated", "ringing", "in-progress", "completed"]),
+])
+def test_a_call_makes_one_callback_per_status_event_asked_for(make_stack, settings, heard):
+    stack = make_stack(**settings).start_all()
+    to = "+14155551021"
+    stack.sim.set_scenario({to: ["answered:30"]})
+    job_id = enqueue_call(to, url=VOICE_URL, max_attempts=1)
+
+    done = wait_for(lambda: job_in(job_id, FINAL_JOB_STATUSES), timeout=60,
+                    what="the call to end")
+    (attempt,) = done.attempt_rows
+    assert (done.status, done.outcome) == ("completed", "completed")
+    assert (attempt.status, attempt.duration) == ("completed", 30)
+    sent = wait_for(lambda: status_callbacks(stack, attempt.call_sid), timeout=20,
+                    what="every status callback answered")
+    assert [(c.call_status, c.response_status) for c in sent] == [(s, 204) for s in heard]
+    (create,) = [c for c in stack.sim.creates() if c.to == to]
+    assert len(create.params["StatusCallbackEvent"]) == len(heard)
+    assert stored_events(attempt.call_sid) == [(s, "callback") for s in heard]
+
+
+def test_busy_and_no_answer_calls_end_on_their_one_callback_and_are_retried(make_stack):
+    stack = make_stack(DIALER_CALLS_PER_SECOND="20").start_all()
+    to = "+14155551022"
+    stack.sim.set_scenario({to: ["busy", "no-answer", "answered"]})
+    job_id = enqueue_call(to, url=VOICE_URL, retry_delays=[RETRY_DELAY], max_attempts=3,
+                          call_options={"timeout": 5})
+
+    done = wait_for(lambda: job_in(job_id, FINAL_JOB_STATUSES), timeout=60,
+                    what="the job to end")
+    assert (done.status, done.attempts) == ("completed", 3)
+    assert [a.status for a in done.attempt_rows] == ["busy", "no-answer", "completed"]
+    heard = [[c.call_status for c in wait_for(lambda sid=a.call_sid: status_callbacks(stack, sid),
+                                              timeout=20, what="the call's callbacks")]
+             for a in done.attempt_rows]
+    assert heard == [["busy"], ["no-answer"], ["in-progress", "completed"]]
+    busy, no_answer, answered = done.attempt_rows
+    assert busy.sip_response_code == 486 and busy.ended_at is not None
+    assert no_answer.ended_at is not None
+    # Each retry waited its delay after the one callback that ended the attempt before it.
+    for ended, retried in ((busy, no_answer), (no_answer, answered)):
+        (event,) = events_of(ended)
+        assert (event.call_status, event.source) == (ended.status, "callback")
+        assert retried.created_at - event.received_at >= timedelta(seconds=RETRY_DELAY)
+
+
+def test_cancel_of_a_call_answered_before_its_callback_arrived_hangs_it_up(make_stack):
+    """The attempt reads `queued` until the `answered` callback is handled; Twilio leaves an
+    answered call in progress on a cancel, so the dialer hangs it up."""
+    stack = make_stack()
+    stack.start_worker("w1", concurrency=1)  # no webhook: no callback reaches the dialer
+    to = "+14155551023"
+    stack.sim.set_scenario({to: ["answered:600"]})
+    job_id = enqueue_call(to, url=VOICE_URL)
+
+    def answered_at_twilio() -> str | None:
+        attempts = get_job(job_id).attempt_rows
+        call_sid = attempts[-1].call_sid if attempts else None
+        live = call_sid is not None and stack.sim.call(call_sid)["status"] == "in-progress"
+        return call_sid if live else None
+
+    call_sid = wait_for(answered_at_twilio, timeout=30, what="the call to be answered")
+    assert get_job(job_id).attempt_rows[-1].status == "queued"
+
+    result = cancel_job(job_id)
+
+    assert (result.canceled, result.message) == (True, "canceled; live call ended")
+    assert stack.sim.call(call_sid)["status"] == "completed"

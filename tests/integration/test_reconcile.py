@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from twilio.base.exceptions import TwilioRestException
 
 from harness.stack import VOICE_URL
@@ -16,7 +16,13 @@ from worker.domain.clock import utcnow
 from worker.domain.twilio_errors import longest_create_s
 from worker.engine import dialing
 from worker.engine.context import Context
-from worker.engine.reconcile import adopt_orphans, decide_stranded, release_unplaced, resolve
+from worker.engine.reconcile import (
+    adopt_orphans,
+    decide_stranded,
+    release_unplaced,
+    resolve,
+    silent_attempts,
+)
 from worker.engine.status import UnknownCall, handle_status
 from worker.producer.jobs import enqueue_call, get_job
 from worker.store.models import Attempt, Job
@@ -81,6 +87,26 @@ def test_a_dialing_job_whose_attempt_ended_is_decided(producer_env: dict[str, st
     assert decide_stranded(ctx, ended + silence * 2) == 1
     assert state(ctx, job_id) == ("failed", 1, [(1, "busy")])
     assert decide_stranded(ctx, ended + silence * 2) == 0
+
+
+def test_a_call_not_heard_from_is_silent_once_past_the_silence_and_its_ring_timeout(
+        producer_env: dict[str, str], ctx: Context) -> None:
+    """No `ringing` callback is asked for by default: a call is not heard from until it is
+    answered or ends, so the job's ring `timeout` (read from its JSON options, on both
+    backends) bounds when its silence means a lost callback."""
+    silence = ctx.settings.reconcile_silence
+    ring_s = int(silence) + 100
+    default_ring = "CA" + "4" * 32
+    long_ring = "CA" + "5" * 32
+    dialing_job(ctx, TO, default_ring)
+    dialing_job(ctx, "+14155552302", long_ring, call_options={"timeout": ring_s})
+    with ctx.database.session() as session:
+        created = session.scalar(select(func.max(Attempt.created_at)))
+
+    assert silent_attempts(ctx, created + timedelta(seconds=silence - 1)) == []
+    assert silent_attempts(ctx, created + timedelta(seconds=silence + 1)) == [default_ring]
+    assert sorted(silent_attempts(ctx, created + timedelta(seconds=ring_s + 1))) == sorted(
+        [default_ring, long_ring])
 
 
 def test_an_ambiguous_create_waits_its_grace_from_the_answer_then_is_dialed_again(

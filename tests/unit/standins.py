@@ -164,7 +164,10 @@ class FakeTwilio:
         if call_sid not in self.calls:
             raise not_found(call_sid)
         self.ended.append((call_sid, status))
-        if self.calls[call_sid].status not in TERMINAL_CALL_STATUSES:
+        current = self.calls[call_sid].status
+        # As Twilio: a cancel leaves an answered call in progress; only `completed` hangs up.
+        if current not in TERMINAL_CALL_STATUSES and not (
+                status == "canceled" and current == "in-progress"):
             self.set_status(call_sid, status)
         return dataclasses.replace(self.calls[call_sid])
 

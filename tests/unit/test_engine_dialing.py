@@ -19,7 +19,6 @@ from tests.unit.standins import (
     InstantPacer,
 )
 from worker.domain.clock import utcnow
-from worker.domain.names import STATUS_CALLBACK_EVENTS
 from worker.engine.context import Context
 from worker.engine.dialing import claim, dial, record_created
 from worker.engine.dispatch import dispatch_due
@@ -81,12 +80,24 @@ def test_dial_creates_the_call_with_the_documented_params(
     assert twilio.creates == [{
         "to": TO, "from_": CALLER_ID, "url": VOICE_URL,
         "status_callback": "https://dialer.example.com/twilio/status",
-        "status_callback_event": list(STATUS_CALLBACK_EVENTS),
+        "status_callback_event": ["answered", "completed"],
         "status_callback_method": "POST", "timeout": 20}]
     stored = job(engine_ctx, job_id)
     (attempt,) = stored.attempt_rows
     assert (stored.status, stored.attempts) == ("dialing", 1)
     assert (attempt.ordinal, attempt.status, attempt.call_sid) == (1, "queued", *twilio.calls)
+
+
+@pytest.mark.parametrize("settings_overrides", [
+    {"DIALER_STATUS_CALLBACK_EVENTS": "completed,ringing"}])
+def test_dial_asks_for_the_configured_status_events(
+        engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio) -> None:
+    enqueue_call(engine_ctx, TO, url=VOICE_URL, call_options={"timeout": 20})
+
+    dial(engine_ctx, broker.take())
+
+    (params,) = twilio.creates
+    assert params["status_callback_event"] == ["ringing", "completed"]
 
 
 def test_an_application_job_creates_with_the_application_sid_alone(
@@ -197,6 +208,27 @@ def test_cancel_of_a_ringing_call_cancels_it(
     assert (result.canceled, result.message) == (True, "canceled; live call ended")
     assert twilio.ended == [(dialed.call_sid, "canceled")]
     assert job(engine_ctx, dialed.job_id).status == "canceled"
+
+
+def test_cancel_of_a_call_never_heard_ringing_cancels_it(
+        engine_ctx: Context, twilio: FakeTwilio, dialed: Dialed) -> None:
+    twilio.set_status(dialed.call_sid, "ringing")  # no `ringing` callback is asked for
+
+    cancel_job(engine_ctx, dialed.job_id)
+
+    assert twilio.ended == [(dialed.call_sid, "canceled")]
+    assert twilio.calls[dialed.call_sid].status == "canceled"
+
+
+def test_cancel_of_a_call_answered_before_its_callback_was_handled_hangs_it_up(
+        engine_ctx: Context, twilio: FakeTwilio, dialed: Dialed) -> None:
+    twilio.set_status(dialed.call_sid, "in-progress")  # the attempt still reads `queued`
+
+    result = cancel_job(engine_ctx, dialed.job_id)
+
+    assert result.canceled
+    assert twilio.ended == [(dialed.call_sid, "canceled"), (dialed.call_sid, "completed")]
+    assert twilio.calls[dialed.call_sid].status == "completed"
 
 
 def test_cancel_of_an_answered_call_hangs_it_up_and_the_job_stays_canceled(

@@ -120,6 +120,42 @@ def test_reconcile_reports_a_silent_call_from_twilio(
     assert (stored.status, stored.outcome) == ("scheduled", "no-answer")
 
 
+def test_a_call_not_heard_from_is_fetched_only_once_its_ring_timeout_has_passed(
+        engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio,
+        time_machine: TimeMachineFixture) -> None:
+    # No `ringing` callback is asked for: a call rings in silence until answered or ended.
+    time_machine.move_to(utcnow())
+    ring_s = int(engine_ctx.settings.reconcile_silence) + 120
+    job_id = enqueue_call(engine_ctx, TO, url=VOICE_URL, call_options={"timeout": ring_s})
+    dial(engine_ctx, broker.take())
+    (call_sid,) = twilio.calls
+    twilio.set_status(call_sid, "ringing")
+
+    time_machine.shift(timedelta(seconds=engine_ctx.settings.reconcile_silence + 1))
+    assert reconcile(engine_ctx)["refreshed"] == 0  # still ringing, as far as anyone knows
+
+    twilio.set_status(call_sid, "no-answer")  # and its only callback was lost
+    time_machine.shift(timedelta(seconds=ring_s - engine_ctx.settings.reconcile_silence))
+    assert reconcile(engine_ctx)["refreshed"] == 1
+    stored = job(engine_ctx, job_id)
+    assert (stored.status, stored.outcome) == ("scheduled", "no-answer")
+
+
+def test_a_call_heard_from_is_fetched_after_the_silence_whatever_its_ring_timeout(
+        engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio,
+        time_machine: TimeMachineFixture) -> None:
+    time_machine.move_to(utcnow())
+    job_id = enqueue_call(engine_ctx, TO, url=VOICE_URL, call_options={"timeout": 600})
+    dial(engine_ctx, broker.take())
+    (call_sid,) = twilio.calls
+    handle_status(engine_ctx, twilio.report(call_sid, "in-progress"))
+    twilio.set_status(call_sid, "completed", duration=30)  # and its callback was lost
+
+    time_machine.shift(timedelta(seconds=engine_ctx.settings.reconcile_silence + 1))
+    assert reconcile(engine_ctx)["refreshed"] == 1
+    assert job(engine_ctx, job_id).status == "completed"
+
+
 def test_reconcile_applies_a_callback_stored_before_its_call_sid(
         engine_ctx: Context, twilio: FakeTwilio, dialed: Dialed) -> None:
     # The race this undoes: the callback's transaction found no attempt with the CallSid

@@ -82,6 +82,16 @@ def test_the_in_order_path_always_moves_forward():
     assert moves_forward("unknown", "queued")
 
 
+@pytest.mark.parametrize("path", [["creating", "queued", "in-progress", "completed"],
+                                  ["creating", "queued", "busy"],
+                                  ["creating", "queued", "no-answer"]])
+def test_the_default_callbacks_path_skips_initiated_and_ringing(path):
+    # The dialer asks for `answered` and `completed` only: a queued attempt hears one of
+    # them first.
+    for current, incoming in itertools.pairwise(path):
+        assert moves_forward(current, incoming)
+
+
 # --- retry_delay --------------------------------------------------------------------------
 
 

@@ -37,13 +37,14 @@ def test_defaults_equal_the_design_table(monkeypatch):
     assert s.retry_delays == (300, 900, 3600)
     assert s.retry_on == ("busy", "no-answer", "failed")
     assert s.status_callback_url == "http://localhost:5000/twilio/status"
+    assert s.status_callback_events == ("answered", "completed")
 
 
 def test_empty_and_blank_values_mean_the_default():
     names = ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE_URL",
              "DIALER_PUBLIC_URL", "DIALER_DATABASE_URL", "DIALER_REDIS_URL",
              "DIALER_CALLS_PER_SECOND", "DIALER_DEFAULT_FROM", "DIALER_MAX_ATTEMPTS",
-             "DIALER_RETRY_DELAYS", "DIALER_RETRY_ON"]
+             "DIALER_RETRY_DELAYS", "DIALER_RETRY_ON", "DIALER_STATUS_CALLBACK_EVENTS"]
     assert Settings.from_env(dict.fromkeys(names, "")) == Settings.from_env({})
     assert Settings.from_env(dict.fromkeys(names, "  ")) == Settings.from_env({})
 
@@ -61,6 +62,7 @@ def test_every_variable_is_read():
         "DIALER_MAX_ATTEMPTS": "7",
         "DIALER_RETRY_DELAYS": "5, 10,20",
         "DIALER_RETRY_ON": "busy, no-answer",
+        "DIALER_STATUS_CALLBACK_EVENTS": "ringing completed",
     }
     s = Settings.from_env(env)
     assert s.twilio_account_sid == "AC123"
@@ -74,6 +76,7 @@ def test_every_variable_is_read():
     assert s.max_attempts == 7
     assert s.retry_delays == (5, 10, 20)
     assert s.retry_on == ("busy", "no-answer")
+    assert s.status_callback_events == ("ringing", "completed")
 
 
 # --- URLs ---------------------------------------------------------------------------------
@@ -199,6 +202,37 @@ def test_malformed_retry_delays_name_the_variable(raw):
 def test_malformed_retry_on_names_the_variable(raw):
     message = settings_error({"DIALER_RETRY_ON": raw}, "DIALER_RETRY_ON")
     assert "busy" in message and "no-answer" in message and "failed" in message
+
+
+# --- status callback events ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("completed", ("completed",)),
+    ("answered completed", ("answered", "completed")),
+    ("completed,answered", ("answered", "completed")),  # Twilio's order, whatever the given
+    (" initiated, ringing  answered,completed ", ("initiated", "ringing", "answered",
+                                                  "completed")),
+    ("completed completed", ("completed",)),
+])
+def test_status_callback_events_accepted(raw, expected):
+    settings = Settings.from_env({"DIALER_STATUS_CALLBACK_EVENTS": raw})
+    assert settings.status_callback_events == expected
+
+
+@pytest.mark.parametrize("raw", ["answered", "initiated ringing", ","])
+def test_status_callback_events_without_completed_name_the_variable(raw):
+    message = settings_error({"DIALER_STATUS_CALLBACK_EVENTS": raw},
+                             "DIALER_STATUS_CALLBACK_EVENTS")
+    assert "completed" in message
+
+
+@pytest.mark.parametrize("raw", ["in-progress completed", "queued,completed", "COMPLETED",
+                                 "completed busy", "answered;completed"])
+def test_unknown_status_callback_events_name_the_variable(raw):
+    message = settings_error({"DIALER_STATUS_CALLBACK_EVENTS": raw},
+                             "DIALER_STATUS_CALLBACK_EVENTS")
+    assert "initiated, ringing, answered, completed" in message
 
 
 # --- credentials and the callback URL -----------------------------------------------------

@@ -26,7 +26,16 @@ QUEUES = (DIAL_QUEUE, EVENTS_QUEUE, DEFAULT_QUEUE, NOTIFY_QUEUE)
 STATUS_CALLBACK_PATH = "/twilio/status"
 RECORDING_CALLBACK_PATH = "/twilio/recording"
 AMD_CALLBACK_PATH = "/twilio/amd"
-STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
+# Every status event Twilio can send, in the order a call reaches them.
+TWILIO_STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
+# What the dialer asks for unless DIALER_STATUS_CALLBACK_EVENTS says otherwise: `answered`
+# (the call is live: a cancel hangs it up) and `completed`, which Twilio also sends for
+# busy, no-answer, failed and canceled calls, with CallStatus saying which. Each event is a
+# signed request, a task and a transaction; `initiated` and `ringing` tell the dialer
+# nothing it acts on.
+STATUS_CALLBACK_EVENTS = ("answered", "completed")
+# The event the dialer cannot do without: its callback ends an attempt and decides the job.
+REQUIRED_STATUS_CALLBACK_EVENT = "completed"
 # Twilio's default is `completed` alone; `in-progress` shows a recording while the call lasts
 # and `absent` tells a silent recording from a lost callback.
 RECORDING_CALLBACK_EVENTS = ("in-progress", "completed", "absent")

@@ -16,7 +16,7 @@ from twilio.base.serialize import boolean_to_string
 
 from worker.adapters.pacing import PacingBacklog
 from worker.domain.clock import utcnow
-from worker.domain.names import RECORDING_CALLBACK_EVENTS, STATUS_CALLBACK_EVENTS
+from worker.domain.names import RECORDING_CALLBACK_EVENTS
 from worker.domain.statuses import AttemptStatus, CampaignStatus, JobStatus
 from worker.domain.twilio_errors import (
     CREATE_BACKOFF_MAX_S,
@@ -110,7 +110,7 @@ def create_params(settings: Settings, job: Any) -> dict[str, Any]:
         "to": job.to,
         "from_": job.from_,
         "status_callback": settings.status_callback_url,
-        "status_callback_event": list(STATUS_CALLBACK_EVENTS),
+        "status_callback_event": list(settings.status_callback_events),
         "status_callback_method": "POST",
         **job.call_options,
     }

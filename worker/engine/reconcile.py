@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CLOCK_SKEW = timedelta(seconds=60)  # between our database clock and Twilio's
 LIST_LIMIT = 50
+SILENT_LIMIT = 500  # calls fetched per run
 
 
 def report_from_call(call: Any) -> dict[str, str]:
@@ -52,18 +53,31 @@ def report_from_call(call: Any) -> dict[str, str]:
 
 
 def silent_attempts(ctx: Context, now: datetime) -> list[str]:
-    """CallSids of live attempts with no callback for longer than the silence threshold."""
-    quiet_since = now - timedelta(seconds=ctx.settings.reconcile_silence)
+    """CallSids of live attempts with no callback for longer than the silence threshold.
+
+    A call not heard from at all may still be ringing: the dialer asks for no `initiated`
+    or `ringing` callback by default, so its first one comes when it is answered or ends.
+    Such a call is fetched only once its ring timeout (the job's `timeout`) has passed too;
+    Twilio's default of 60 s is within the default silence.
+    """
+    silence = ctx.settings.reconcile_silence
+    quiet_since = now - timedelta(seconds=silence)
     last_event = (select(Event.attempt_id, func.max(Event.received_at).label("at"))
                   .group_by(Event.attempt_id).subquery())
+    ring_timeout = Job.call_options["timeout"].as_integer()
     with ctx.database.session() as session:
-        return list(session.scalars(
-            select(Attempt.call_sid)
+        # No LIMIT: calls still ringing would fill it and hide the silent ones behind them.
+        rows = session.execute(
+            select(Attempt.call_sid, Attempt.created_at, last_event.c.at, ring_timeout)
+            .join(Job, Job.id == Attempt.job_id)
             .outerjoin(last_event, last_event.c.attempt_id == Attempt.id)
             .where(Attempt.status.in_(list(LIVE_CALL_STATUSES)), Attempt.call_sid.is_not(None),
                    or_(last_event.c.at < quiet_since,
                        last_event.c.at.is_(None) & (Attempt.created_at < quiet_since)))
-            .limit(500)))
+            .order_by(Attempt.created_at)).all()
+    return [call_sid for call_sid, created_at, heard_at, ring_s in rows
+            if heard_at is not None
+            or created_at < now - timedelta(seconds=max(silence, ring_s or 0))][:SILENT_LIMIT]
 
 
 def refresh(ctx: Context, call_sid: str) -> None:
