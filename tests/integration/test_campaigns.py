@@ -3,16 +3,18 @@ the frequency cap, reports; real worker, beat, webhook, simulator, both database
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import math
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from harness.stack import VOICE_URL, job_in
 from harness.waiting import wait_for
@@ -26,9 +28,9 @@ from worker.api import (
     resume_campaign,
     write_export,
 )
-from worker.engine.dispatch import LOOKAHEAD_S
-from worker.store.models import Attempt, Job
-from worker.wiring import default_context
+from worker.engine.dispatch import LOOKAHEAD_S, dispatch_due
+from worker.store.models import Attempt, Campaign, Job, Notification
+from worker.wiring import default_context, reset_default_context
 
 pytestmark = pytest.mark.integration
 
@@ -254,3 +256,36 @@ def test_frequency_cap_reschedules_instead_of_dialing(make_stack):
     assert job.next_attempt_at > datetime.now(UTC) + timedelta(hours=23)
     assert job.attempts == 0
     assert len(creates_to(stack.sim, {"+14155554901"})) == 1
+
+
+BIG = 2500
+
+
+@pytest.mark.parametrize("ending", ["cancel", "expiry"])
+def test_a_big_campaign_ends_every_job_with_one_event_each(
+        producer_env, monkeypatch: pytest.MonkeyPatch, ending: str) -> None:
+    monkeypatch.setenv("DIALER_NOTIFY_SECRET",
+                       "whsec_" + base64.b64encode(b"k" * 32).decode())
+    reset_default_context()
+    ctx = default_context()
+    result = create_campaign("big", contacts=[{"to": to} for to in numbers(0, BIG)],
+                             url=VOICE_URL, notify_url="https://producer.example.com/h",
+                             end_at=datetime.now(UTC) + timedelta(hours=1))
+    assert result.imported == BIG
+    if ending == "cancel":
+        assert cancel_campaign(result.campaign_id)["canceled_pending"] == BIG
+        outcome = "canceled"
+    else:
+        with ctx.database.session() as session:
+            session.execute(update(Campaign).where(Campaign.id == result.campaign_id)
+                            .values(end_at=datetime.now(UTC) - timedelta(seconds=1)))
+        dispatch_due(ctx)
+        outcome = "expired"
+    with ctx.database.session() as session:
+        jobs = Counter(session.execute(select(Job.status, Job.outcome)
+                                       .where(Job.campaign_id == result.campaign_id)))
+        events = Counter(session.scalars(
+            select(Notification.job_id).join(Job)
+            .where(Job.campaign_id == result.campaign_id)))
+    assert jobs == {("canceled", outcome): BIG}
+    assert len(events) == BIG and set(events.values()) == {1}

@@ -322,16 +322,17 @@ def test_do_not_call_add_check_refuse_and_remove(api, api_server):
     problem(api.post("/v1/do-not-call", json={"numbers": [listed], "note": 1}), 400)
 
 
-# --- errors outside the document ------------------------------------------------------
+# --- errors no operation describes ------------------------------------------------------
 
 
-def test_an_unknown_path_or_method_is_a_problem_too(api_server):
-    session = requests.Session()  # unchecked: the document has no such paths
-    response = session.get(f"{api_server.url}/v2/calls")
-    problem(response, 404)
-    response = session.put(f"{api_server.url}/v1/calls")
+def test_an_unknown_path_or_method_is_a_problem_the_document_describes(api):
+    # The client checks these against components.responses NoSuchPath and MethodNotAllowed.
+    problem(api.get("/v1/nope"), 404)
+    problem(api.get("/v2/calls"), 404)
+    response = api.delete("/v1/calls")
     problem(response, 405)
     assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    problem(api.put("/v1/calls/nope/cancel"), 405)
 
 
 def test_an_unexpected_error_is_a_bare_500_and_the_log_has_the_exception(tmp_path,

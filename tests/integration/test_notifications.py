@@ -9,20 +9,25 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+import redis
+from sqlalchemy import insert, select, update
 from standardwebhooks.webhooks import Webhook
 
 from harness.stack import VOICE_URL
 from harness.waiting import wait_for
 from worker.api import cancel_job, enqueue_call, get_job
+from worker.domain.clock import utcnow
+from worker.domain.names import NOTIFY_QUEUE
 from worker.domain.statuses import FINAL_JOB_STATUSES
+from worker.engine import notifications
 from worker.store.models import Notification
-from worker.wiring import default_context
+from worker.wiring import default_context, reset_default_context
 
 pytestmark = pytest.mark.integration
 
@@ -145,3 +150,52 @@ def test_each_final_job_is_heard_once_after_retries(make_stack, receiver: Receiv
     assert all(n.attempts == FAILURES_PER_EVENT + 1 for n in rows)
     assert json.loads(receiver.received[0].body)["id"] == receiver.received[0].headers[
         "webhook-id"]
+
+
+def test_the_relay_publishes_a_lost_event_while_the_notify_queue_holds_others(
+        producer_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIALER_NOTIFY_SECRET", SECRET)
+    reset_default_context()
+    ctx = default_context()
+    queue = redis.Redis.from_url(producer_env["DIALER_REDIS_URL"])
+    # A steady trickle: the notify queue is never empty.
+    ctx.broker.publish_notifications([f"msg_unrelated_{n}" for n in range(20)])
+    lost, leased = (enqueue_call("+14155552101", url=VOICE_URL, notify_url="https://x.test/h",
+                                 at="2099-01-01T00:00:00+00:00") for _ in range(2))
+    for job_id in (lost, leased):
+        assert cancel_job(job_id).canceled  # each event published on the fast path
+    with ctx.database.session() as session:
+        # The first one's message is gone and its lease long passed.
+        session.execute(update(Notification).where(Notification.job_id == lost)
+                        .values(relayed_until=utcnow().replace(year=2000)))
+        lost_event = session.scalar(select(Notification.id)
+                                    .where(Notification.job_id == lost))
+    waiting = queue.llen(NOTIFY_QUEUE)
+    assert waiting == 22
+
+    assert notifications.relay(ctx) == 1
+    assert queue.llen(NOTIFY_QUEUE) == waiting + 1
+    newest = json.loads(queue.lindex(NOTIFY_QUEUE, 0) or b"{}")
+    assert json.loads(base64.b64decode(newest["body"]))[0] == [lost_event]
+    assert notifications.relay(ctx) == 0  # relayed a moment ago: not again
+
+
+def test_relays_running_at_once_publish_each_due_event_once(
+        producer_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIALER_NOTIFY_SECRET", SECRET)
+    reset_default_context()
+    ctx = default_context()
+    queue = redis.Redis.from_url(producer_env["DIALER_REDIS_URL"])
+    job_id = enqueue_call("+14155552102", url=VOICE_URL, at="2099-01-01T00:00:00+00:00")
+    now = utcnow()
+    due = 300
+    with ctx.database.session() as session:
+        session.execute(insert(Notification), [
+            {"id": notifications.new_event_id(), "job_id": job_id, "type": "call.finished",
+             "url": "https://x.test/h", "payload": {}, "status": "pending", "attempts": 0,
+             "next_attempt_at": now, "created_at": now} for _ in range(due)])
+    relays = 4
+    with ThreadPoolExecutor(relays) as pool:
+        published = list(pool.map(lambda _: notifications.relay(ctx), range(relays)))
+    assert sum(published) == due
+    assert queue.llen(NOTIFY_QUEUE) == due

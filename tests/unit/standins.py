@@ -64,9 +64,6 @@ class InMemoryBroker:
             raise failure
         self.notifications.extend(notification_ids)
 
-    def notify_queue_length(self) -> int:
-        return len(self.notifications)
-
     def take(self) -> str:
         """The next waiting job id, as a dial worker would receive it."""
         return self.waiting.popleft()

@@ -372,17 +372,76 @@ def test_the_lease_prevents_a_second_delivery(
     assert notifications.deliver(engine_ctx, event_id) == "skipped"  # delivered already
 
 
-def test_relay_publishes_what_the_fast_path_missed_and_waits_for_a_busy_queue(
+def test_relay_publishes_what_the_fast_path_missed_once_per_lease(
         engine_ctx: Context, broker: InMemoryBroker) -> None:
     job_id = enqueue_call(engine_ctx, TO, url=VOICE_URL, notify_url=HOOK)
     broker.fail_next()
     cancel_job(engine_ctx, job_id)
     assert not broker.notifications
     assert notifications.relay(engine_ctx) == 1
-    assert notifications.relay(engine_ctx) == 0  # its message still waits
+    assert notifications.relay(engine_ctx) == 0  # its message holds it
     assert deliver_all(engine_ctx, broker) == ["delivered"]
     with engine_ctx.database.session() as session:
         assert session.scalar(select(func.count()).select_from(Notification)) == 1
+
+
+def test_relay_publishes_a_lost_event_while_the_queue_holds_others(
+        engine_ctx: Context, broker: InMemoryBroker,
+        time_machine: TimeMachineFixture) -> None:
+    time_machine.move_to(utcnow())
+    broker.notifications.extend(f"msg_unrelated_{n}" for n in range(50))
+    lost = enqueue_call(engine_ctx, TO, url=VOICE_URL, notify_url=HOOK)
+    cancel_job(engine_ctx, lost)
+    # Its publisher died after commit: the message never reached the queue.
+    (event_id,) = [e.id for e in events(engine_ctx, lost)]
+    broker.notifications.remove(event_id)
+    leased = enqueue_call(engine_ctx, TO, url=VOICE_URL, notify_url=HOOK)
+    cancel_job(engine_ctx, leased)  # its message is in the queue, a moment ago
+    assert notifications.relay(engine_ctx) == 0  # both still leased by their publish
+    time_machine.shift(notifications.RELAY_LEASE + timedelta(seconds=1))
+    fresh = enqueue_call(engine_ctx, TO, url=VOICE_URL, notify_url=HOOK)
+    cancel_job(engine_ctx, fresh)  # published a moment ago: not again
+    before = list(broker.notifications)
+    assert notifications.relay(engine_ctx) == 2
+    relayed = list(broker.notifications)[len(before):]
+    assert sorted(relayed) == sorted(e.id for e in events(engine_ctx)
+                                     if e.job_id in (lost, leased))
+    assert notifications.relay(engine_ctx) == 0  # relayed a moment ago: not again
+
+
+def test_two_relays_never_publish_one_event_twice_within_a_lease(
+        engine_ctx: Context, broker: InMemoryBroker) -> None:
+    job_ids = [enqueue_call(engine_ctx, TO, url=VOICE_URL, notify_url=HOOK) for _ in range(3)]
+    for job_id in job_ids:
+        broker.fail_next()
+        cancel_job(engine_ctx, job_id)
+    assert not broker.notifications
+    # A second relay runs while the first is between its UPDATE and its publish.
+    second: list[int] = []
+    original = broker.publish_notifications
+
+    def publish_after_another_relay(ids: list[str]) -> None:
+        second.append(notifications.relay(engine_ctx))
+        original(ids)
+
+    broker.publish_notifications = publish_after_another_relay  # type: ignore[method-assign]
+    assert notifications.relay(engine_ctx) == 3
+    assert second == [0]
+    assert sorted(broker.notifications) == sorted(e.id for e in events(engine_ctx))
+
+
+def test_a_delivery_that_fails_is_relayed_when_its_retry_is_due_not_a_lease_later(
+        engine_ctx: Context, broker: InMemoryBroker, notifier: RecordingNotifier,
+        time_machine: TimeMachineFixture) -> None:
+    time_machine.move_to(utcnow())
+    job_id = enqueue_call(engine_ctx, TO, url=VOICE_URL, notify_url=HOOK)
+    cancel_job(engine_ctx, job_id)
+    notifier.answers.append(503)
+    assert deliver_all(engine_ctx, broker) == ["retry"]
+    (event,) = events(engine_ctx)
+    assert event.next_attempt_at - utcnow() < notifications.RELAY_LEASE
+    time_machine.move_to(event.next_attempt_at + timedelta(seconds=1))
+    assert notifications.relay(engine_ctx) == 1
 
 
 def test_job_notifications_list_deliveries(

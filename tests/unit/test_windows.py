@@ -15,6 +15,7 @@ from worker.domain.windows import (
     Window,
     format_days,
     is_open,
+    next_closing,
     next_opening,
     parse_days,
     parse_window,
@@ -370,3 +371,38 @@ def test_zones_that_overlap_only_after_a_dst_change_open_then() -> None:
     after = datetime(2026, 1, 10, tzinfo=UTC)
     assert next_opening(Window(time(9), time(15)), zones, after) == datetime(
         2026, 3, 8, 13, 0, tzinfo=UTC)
+
+
+TUESDAY_NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def test_next_closing_is_the_first_zone_to_close() -> None:
+    nine_to_five = Window(time(9), time(17))
+    # 12:00 UTC: 12:00 in London, 07:00 in New York (closed there); London alone closes 17:00.
+    assert next_closing(nine_to_five, [LONDON], TUESDAY_NOON) == TUESDAY_NOON.replace(hour=17)
+    later = TUESDAY_NOON.replace(hour=15)  # 10:00 in New York: open in both
+    assert next_closing(nine_to_five, [LONDON, NY], later) == TUESDAY_NOON.replace(hour=17)
+
+
+def test_a_whole_day_window_closes_on_its_first_day_off_and_an_always_open_one_never() -> None:
+    weekdays = Window(days=frozenset(range(5)))  # all day, Monday to Friday
+    assert next_closing(weekdays, [UTC_ZONE], TUESDAY_NOON) == datetime(2026, 12, 5,
+                                                                        tzinfo=UTC)
+    assert next_closing(Window(), [NY, KIRITIMATI], TUESDAY_NOON) is None
+
+
+@PROPERTY
+@given(st.integers(0, 23), st.integers(1, 24), st.integers(0, 7 * 24 * 60))
+def test_next_closing_is_the_first_closed_minute(start: int, length: int, minutes: int) -> None:
+    window = Window(time(start), time(start + length) if start + length < 24 else None,
+                    frozenset({0, 2, 3, 4}))
+    at = TUESDAY_NOON + timedelta(minutes=minutes)
+    zones = [NY, LONDON]
+    if not is_open(window, zones, at):
+        return
+    closing = next_closing(window, zones, at)
+    assert closing is not None and closing > at and not is_open(window, zones, closing)
+    assert is_open(window, zones, closing - timedelta(minutes=1))
+    step = timedelta(minutes=30)
+    assert all(is_open(window, zones, at + k * step)
+               for k in range((closing - at) // step))

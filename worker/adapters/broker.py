@@ -92,6 +92,3 @@ class CeleryBroker:
             for notification_id in notification_ids:
                 self._app.send_task(DELIVER_NOTIFICATION_TASK, (notification_id,),
                                     retry=False, producer=producer)
-
-    def notify_queue_length(self) -> int:
-        return int(self._redis.llen(NOTIFY_QUEUE))

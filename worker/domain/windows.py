@@ -146,6 +146,29 @@ def _first_opening(window: Window, zones: Sequence[ZoneInfo], after: datetime,
     return next((c for c in sorted(candidates) if is_open(window, zones, c)), None)
 
 
+def _local_end(window: Window, tz: ZoneInfo, at: datetime) -> datetime:
+    """The end of the window's day that `at` falls on, in `tz`, as a UTC instant."""
+    day = at.astimezone(tz).date()
+    if window.end is None:
+        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    return datetime.combine(day, window.end, tzinfo=tz).astimezone(UTC)
+
+
+def next_closing(window: Window, zones: Sequence[ZoneInfo], at: datetime) -> datetime | None:
+    """The first instant after `at` (the window open then in every zone) when it is closed
+    in one of them, or None when it never closes (all day, every day)."""
+    if window.start == time(0) and window.end is None and window.days == ALL_DAYS:
+        return None
+    end = at
+    # Each step reaches the end of some zone's local day; a 24-hour window on consecutive
+    # days stays open at midnight, so the walk goes on, at most a week in each zone.
+    for _ in range(SEARCH_DAYS * len(zones)):
+        end = min(_local_end(window, tz, end) for tz in zones)
+        if not is_open(window, zones, end):
+            return end
+    return None
+
+
 def next_open_for(window: Window, zone_names: Sequence[str] | None, default_zone: str,
                   after: datetime) -> datetime | None:
     """When a recipient in these zones (the default one if none is known) may be called."""

@@ -26,9 +26,6 @@ class Broker(Protocol):
     def publish_notifications(self, notification_ids: Sequence[str]) -> None:
         """Publish one deliver_notification message per event; raise if the broker refuses."""
 
-    def notify_queue_length(self) -> int:
-        """Messages waiting in the notify queue."""
-
 
 class Calls(Protocol):
     """Twilio's Calls resource and recording media: the answers are twilio's CallInstance,

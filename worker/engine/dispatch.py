@@ -23,14 +23,13 @@ from sqlalchemy.orm import Session
 from worker.domain.clock import utcnow
 from worker.domain.fairness import Demand, fair_share
 from worker.domain.statuses import (
-    EXPIRED,
     FINAL_JOB_STATUSES,
-    WAITING_JOB_STATUSES,
     CampaignStatus,
     JobStatus,
 )
 from worker.domain.windows import is_open, next_open_for, stored_window, zone
 from worker.engine import metrics, notifications
+from worker.engine.campaign_end import end_campaigns
 from worker.engine.context import Context
 from worker.engine.outbox import publish_place_calls
 from worker.store.models import Campaign, Job
@@ -62,6 +61,7 @@ def claim_due_batch(ctx: Context, dial_queue_empty: bool) -> list[str]:
     now = utcnow()
     stale_before = now - timedelta(seconds=settings.queued_stale_after)
     budget = max(MIN_BATCH, math.ceil(settings.calls_per_second * LOOKAHEAD_S))
+    end_campaigns(ctx, now)
     with ctx.database.session() as session:
         notifications.publish_after_commit(ctx, session)
         in_queue = session.scalar(select(func.count()).select_from(Job).where(
@@ -69,7 +69,6 @@ def claim_due_batch(ctx: Context, dial_queue_empty: bool) -> list[str]:
         stale = session.scalars(
             select(Job.id).where(Job.status == JobStatus.QUEUED, Job.queued_at < stale_before)
             .order_by(Job.queued_at).limit(budget)).all() if dial_queue_empty else []
-        expire_campaigns(session, now)
         room = max(0, budget - in_queue - len(stale))
         due: list[str] = []
         if room:
@@ -173,21 +172,6 @@ def _fail_unknown_zones(session: Session, job_ids: list[str], now: datetime) -> 
     log.error("dispatch: %d jobs failed: their time zones are unknown (first: %s)",
               len(failed), job_ids[0])
     metrics.after_commit(session, lambda: metrics.SKIPPED.labels("dispatch").inc(len(failed)))
-
-
-def expire_campaigns(session: Session, now: datetime) -> None:
-    """Past a campaign's end_at, its jobs still waiting end `canceled`, outcome `expired`
-    (a job being dialed is sent back by the pre-dial check, and expires on the next tick)."""
-    ended = select(Campaign.id).where(
-        Campaign.end_at <= now,
-        Campaign.status.in_((CampaignStatus.ACTIVE, CampaignStatus.PAUSED)))
-    expired = session.scalars(
-        update(Job).where(Job.campaign_id.in_(ended), Job.status.in_(WAITING_JOB_STATUSES))
-        .values(status=JobStatus.CANCELED, outcome=EXPIRED, updated_at=now)
-        .returning(Job.id)).all()
-    if expired:
-        notifications.job_finished(session, expired)
-        log.info("%d jobs expired with their campaign's end", len(expired))
 
 
 def finish_campaigns(session: Session, now: datetime) -> None:

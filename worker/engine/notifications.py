@@ -5,7 +5,9 @@ task on their own queue, so a slow receiver never holds up dialing.
 Delivery is at least once: the event id is stable, and receivers deduplicate on it (the
 `webhook-id` header). A delivery claims its row by compare-and-set, pushing next_attempt_at
 forward by a lease, so two workers never POST the same event at once; failures wait in the
-row (next_attempt_at), never in a Celery ETA, and the relay publishes the due ones.
+row (next_attempt_at), never in a Celery ETA, and the relay publishes the due ones. A
+published message leases its row too (relayed_until): the relay publishes a due event again
+only once no message for it can still be waiting, whatever else the notify queue holds.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, event, false, func, insert, select, update
+from sqlalchemy import ColumnElement, event, false, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from worker.domain.clock import utcnow
@@ -51,6 +53,10 @@ log = logging.getLogger(__name__)
 _NEW = "dialer_new_notifications"
 # How many due events the relay publishes per run.
 RELAY_BATCH = 500
+# How long a published deliver_notification message holds its event: a message not taken
+# by then counts as lost (its publisher died after commit), and the relay publishes again.
+# Long enough for a notify queue backed up by a slow receiver to reach it.
+RELAY_LEASE = timedelta(minutes=5)
 ERROR_MAX_CHARS = 500
 
 
@@ -149,7 +155,7 @@ def _store(session: Session, job: Job, url: str, type_: NotificationType,
     session.execute(insert(Notification).values(
         id=event_id, job_id=job.id, type=type_.value, url=url, payload=payload,
         status=NotificationStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now,
-        api_key_id=job.api_key_id))
+        relayed_until=now + RELAY_LEASE, api_key_id=job.api_key_id))
     session.info.setdefault(_NEW, []).append(event_id)
     return event_id
 
@@ -166,6 +172,8 @@ def publish_after_commit(ctx: Context, session: Session) -> None:
 
 
 def publish(ctx: Context, ids: Sequence[str]) -> None:
+    """Publish leased events; if the broker refuses, give their leases back, so the next
+    relay run publishes them rather than the one after the lease."""
     if not ids:
         return
     try:
@@ -173,20 +181,39 @@ def publish(ctx: Context, ids: Sequence[str]) -> None:
     except Exception as exc:
         log.warning("could not publish %d notification(s) (%s: %s); the relay will",
                     len(ids), type(exc).__name__, exc)
+        with ctx.database.session() as session:
+            for chunk in in_chunks(list(ids)):
+                session.execute(update(Notification).where(Notification.id.in_(chunk))
+                                .values(relayed_until=None)
+                                .execution_options(synchronize_session=False))
+
+
+def _relayable(now: datetime) -> list[ColumnElement[bool]]:
+    """Pending, due, and no message published for it still holding it."""
+    return [Notification.status == NotificationStatus.PENDING,
+            Notification.next_attempt_at <= now,
+            or_(Notification.relayed_until.is_(None), Notification.relayed_until <= now)]
 
 
 def relay(ctx: Context) -> int:
     """Publish the events that are due (new ones the fast path missed, retries whose time
-    has come); how many. While delivery messages still wait in the queue, it waits too:
-    publishing the same due events again every run would pile up duplicates."""
-    if ctx.settings.notify_secret is None or ctx.broker.notify_queue_length():
+    has come) and not leased by a message already published; how many.
+
+    One UPDATE picks them and leases them: a concurrent relay's UPDATE rechecks the lease on
+    each row it waited for, so two relays never publish the same event within a lease.
+    """
+    if ctx.settings.notify_secret is None:
         return 0
+    now = utcnow()
+    due = (select(Notification.id).where(*_relayable(now))
+           .order_by(Notification.next_attempt_at).limit(RELAY_BATCH))
     with ctx.database.session() as session:
         ids = list(session.scalars(
-            select(Notification.id)
-            .where(Notification.status == NotificationStatus.PENDING,
-                   Notification.next_attempt_at <= utcnow())
-            .order_by(Notification.next_attempt_at).limit(RELAY_BATCH)))
+            update(Notification)
+            .where(Notification.id.in_(due.scalar_subquery()), *_relayable(now))
+            .values(relayed_until=now + RELAY_LEASE)
+            .returning(Notification.id)
+            .execution_options(synchronize_session=False)))
     publish(ctx, ids)
     return len(ids)
 
@@ -212,7 +239,8 @@ def deliver(ctx: Context, notification_id: str) -> str:
             .where(Notification.id == notification_id,
                    Notification.status == NotificationStatus.PENDING,
                    Notification.next_attempt_at <= now)
-            .values(next_attempt_at=lease_until)
+            # The message is taken: past this lease, the relay may publish the event again.
+            .values(next_attempt_at=lease_until, relayed_until=None)
             .returning(Notification.url, Notification.payload, Notification.attempts,
                        Notification.job_id, Notification.api_key_id)).one_or_none()
     if claimed is None:
@@ -276,7 +304,8 @@ def retry_given_up(ctx: Context, *, job_id: str | None = None) -> int:
         if job_id is not None:
             query = query.where(Notification.job_id == job_id)
         ids = list(session.scalars(query.values(
-            status=NotificationStatus.PENDING, next_attempt_at=now, attempts=0)
+            status=NotificationStatus.PENDING, next_attempt_at=now, attempts=0,
+            relayed_until=now + RELAY_LEASE)
             .returning(Notification.id)))
     publish(ctx, ids)
     return len(ids)

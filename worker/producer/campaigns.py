@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from worker.domain import validation
@@ -39,7 +39,7 @@ from worker.domain.statuses import (
     JobStatus,
 )
 from worker.domain.windows import Window, next_open_for, parse_window, stored_window, zone
-from worker.engine import notifications
+from worker.engine.campaign_end import CANCELED_OUTCOME, END_CHUNK, end_waiting_jobs
 from worker.engine.context import Context
 from worker.producer.dnc import listed_numbers
 from worker.producer.files import csv_rows, read_text
@@ -381,22 +381,23 @@ def resume_campaign(ctx: Context, campaign_id: str) -> None:
                         .values(status=CampaignStatus.ACTIVE, updated_at=utcnow()))
 
 
-def cancel_campaign(ctx: Context, campaign_id: str) -> dict[str, int]:
-    """Pending jobs end `canceled`; live calls are ended through Twilio."""
+def cancel_campaign(ctx: Context, campaign_id: str, chunk: int = END_CHUNK) -> dict[str, int]:
+    """Pending jobs end `canceled`, `chunk` of them (with their events) per transaction;
+    live calls are ended through Twilio. A cancel stopped midway is finished by calling it
+    again (or by the dispatcher's next tick): only a campaign canceled with nothing left
+    waiting, or done, is refused."""
     with ctx.database.session() as session:
-        notifications.publish_after_commit(ctx, session)
         campaign = _campaign(session, campaign_id)
-        if campaign.status in (CampaignStatus.CANCELED, CampaignStatus.DONE):
+        waiting = session.scalar(select(exists().where(
+            Job.campaign_id == campaign_id, Job.status.in_(WAITING_JOB_STATUSES))))
+        if campaign.status == CampaignStatus.DONE or (
+                campaign.status == CampaignStatus.CANCELED and not waiting):
             raise ValueError(f"campaign_id: campaign is already {campaign.status}")
+        # Canceled first: the dispatcher takes no job of it from here on.
         session.execute(update(Campaign).where(Campaign.id == campaign_id)
                         .values(status=CampaignStatus.CANCELED, updated_at=utcnow()))
-        canceled = session.scalars(
-            update(Job).where(Job.campaign_id == campaign_id,
-                              Job.status.in_(WAITING_JOB_STATUSES))
-            .values(status=JobStatus.CANCELED, outcome="canceled", updated_at=utcnow())
-            .returning(Job.id)).all()
-        pending = len(canceled)
-        notifications.job_finished(session, canceled)
+    pending = end_waiting_jobs(ctx, campaign_id, CANCELED_OUTCOME, chunk)
+    with ctx.database.session() as session:
         dialing = list(session.scalars(select(Job.id).where(
             Job.campaign_id == campaign_id, Job.status == JobStatus.DIALING)))
     ended = sum(cancel_job(ctx, job_id).canceled for job_id in dialing)
