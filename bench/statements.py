@@ -3,8 +3,9 @@
     python -m bench.statements [--calls 20] [--backends sqlite postgresql]
 
 Runs what a worker runs for one call, in this process and without Celery: `claim`,
-`preflight`, `record_created` (the create itself is not sent: a CallSid is made up) and
-four `handle_status` (initiated, ringing, in-progress, completed), counting every
+`preflight`, `record_created` (the create itself is not sent: a CallSid is made up) and a
+`handle_status` for each status event the settings ask Twilio for (DIALER_STATUS_CALLBACK_
+EVENTS; by default answered and completed: in-progress, completed), counting every
 statement the engine sends and every commit. Statement counts do not depend on the
 machine, so this is the figure to compare across changes to the hot path. Writes
 bench/results/statements.json.
@@ -27,7 +28,9 @@ from worker.engine import dialing, status
 from worker.producer.jobs import enqueue_call
 
 BACKENDS = ("sqlite", "postgresql")
-STATUSES = ("initiated", "ringing", "in-progress", "completed")
+# The CallStatus of each status callback event's report.
+EVENT_STATUS = {"initiated": "initiated", "ringing": "ringing", "answered": "in-progress",
+                "completed": "completed"}
 
 
 def count_one_backend(srv: Servers, backend: str, calls: int) -> dict[str, dict[str, float]]:
@@ -56,8 +59,9 @@ def count_one_backend(srv: Servers, backend: str, calls: int) -> dict[str, dict[
         call_sid = "CA" + uuid.uuid4().hex
         step[0] = "record_created"
         dialing.record_created(ctx, claimed, SimpleNamespace(sid=call_sid, status="queued"))
-        step[0] = "handle_status x4"
-        for sequence, call_status in enumerate(STATUSES):
+        statuses = [EVENT_STATUS[name] for name in ctx.settings.status_callback_events]
+        step[0] = f"handle_status x{len(statuses)}"
+        for sequence, call_status in enumerate(statuses):
             status.handle_status(ctx, {"CallSid": call_sid, "CallStatus": call_status,
                                        "SequenceNumber": str(sequence), "CallDuration": "5"})
     del counts["enqueue"]
