@@ -48,6 +48,7 @@ CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
 # RFC 3986 pchar plus "/": what a path may hold unescaped.
 _PATH_SAFE = "/:@!$&'()*+,;="
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def _settings() -> Settings:
@@ -118,13 +119,15 @@ def _read_body(limit: int) -> bytes:
     return body
 
 
-def _is_form_text(body: bytes) -> bool:
-    """Twilio sends UTF-8 form data; anything else is a client error, not a crash."""
+def _form(body: bytes) -> MultiDict[str, str] | None:
+    """The body's fields, or None when it is not UTF-8 form data (a client error, not a
+    crash: Twilio sends UTF-8). Parsed once, here, into the pairs werkzeug's `request.form`
+    holds: from a form content type only, as werkzeug reads them."""
     try:
-        parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
     except ValueError:  # UnicodeDecodeError included, also for percent-escaped bytes
-        return False
-    return True
+        return None
+    return MultiDict(pairs if request.mimetype == FORM_TYPE else ())
 
 
 @dataclass(frozen=True)
@@ -189,10 +192,9 @@ def _refuse(kind: Callback, reason: str, url: str) -> None:
 def _receive(kind: Callback) -> ResponseReturnValue:
     """Verify one callback, check the fields its handler needs, publish it: 204."""
     settings = _settings()
-    body = _read_body(settings.webhook_max_body)
-    if not _is_form_text(body):
+    form = _form(_read_body(settings.webhook_max_body))
+    if form is None:  # else a MultiDict: a repeated key counts in the signature
         abort(400, description="body is not UTF-8 form data")
-    form = request.form  # a MultiDict: a repeated key counts in the signature
     url = signed_url(settings)
     signature = request.headers.get("X-Twilio-Signature")
     if not settings.twilio_auth_token:
