@@ -119,7 +119,18 @@ def _read_body(limit: int) -> bytes:
     return body
 
 
-def _form(body: bytes) -> MultiDict[str, str] | None:
+class Form(MultiDict[str, str]):
+    """A callback's fields, repeated keys kept (each value counts in the signature).
+
+    RequestValidator reads a field's values with `getall` (the multidict API) and only on
+    AttributeError with `getlist`; with `getall` here, no field costs a caught exception
+    (a third of the signature check's CPU).
+    """
+
+    getall = MultiDict.getlist
+
+
+def _form(body: bytes) -> Form | None:
     """The body's fields, or None when it is not UTF-8 form data (a client error, not a
     crash: Twilio sends UTF-8). Parsed once, here, into the pairs werkzeug's `request.form`
     holds: from a form content type only, as werkzeug reads them."""
@@ -127,7 +138,7 @@ def _form(body: bytes) -> MultiDict[str, str] | None:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
     except ValueError:  # UnicodeDecodeError included, also for percent-escaped bytes
         return None
-    return MultiDict(pairs if request.mimetype == FORM_TYPE else ())
+    return Form(pairs if request.mimetype == FORM_TYPE else ())
 
 
 @dataclass(frozen=True)
@@ -170,7 +181,7 @@ CALLBACKS = {
 }
 
 
-def _signed_for(url: str, form: MultiDict[str, str], signature: str, token: str) -> bool:
+def _signed_for(url: str, form: Form, signature: str, token: str) -> bool:
     """Whether `signature` is Twilio's for exactly `url` and `form`.
 
     RequestValidator.validate also accepts the signature of the URL with its default port
@@ -193,7 +204,7 @@ def _receive(kind: Callback) -> ResponseReturnValue:
     """Verify one callback, check the fields its handler needs, publish it: 204."""
     settings = _settings()
     form = _form(_read_body(settings.webhook_max_body))
-    if form is None:  # else a MultiDict: a repeated key counts in the signature
+    if form is None:
         abort(400, description="body is not UTF-8 form data")
     url = signed_url(settings)
     signature = request.headers.get("X-Twilio-Signature")
