@@ -5,17 +5,17 @@ The message is Celery's task protocol 2 as kombu's Redis transport stores it, bu
 and pushed with one redis-py command. Celery's `send_task` goes through options, routing,
 signals and kombu's producer, channel and serializer registry: 43 % of the webhook's CPU
 per callback under load (py-spy), 0.28-0.29 ms of CPU per publish in-process, against
-0.08-0.12 ms here for the same message (best of 20 x 200 against a local Redis; docs/
-WEBHOOK.md). It never imports the worker's Celery app or tasks
-(they pull in SQLAlchemy and the models). The worker consumes the message with kombu
-unchanged: the same task name, kwargs, queue and headers, and a `delivery_tag` of its own
-so acks_late and the visibility timeout redeliver it as any other.
-tests/integration/test_webhook_message.py holds it equal, field by field, to what
-`send_task` pushes with the worker's configuration.
+0.08-0.12 ms here for the same message (best of 20 x 200 against a local Redis; see
+docs/WEBHOOK.md). It never imports the worker's Celery app or tasks (they pull in
+SQLAlchemy and the models). The worker consumes the message with kombu unchanged: the same
+task name, kwargs, queue and headers, and a `delivery_tag` of its own so acks_late and the
+visibility timeout redeliver it as any other. tests/integration/test_webhook_message.py
+holds it equal, field by field, to what `send_task` pushes with the worker's configuration.
 
 A broker outage is a quick error (Twilio's request and the gunicorn worker are both
-waiting): one retry on a fresh connection covers a pooled connection that went stale when
-Redis restarted; a refused connection fails at once, an unanswered one within the timeouts.
+waiting): a refused connection fails at once, an unanswered one within the timeouts.
+After a Redis restart redis-py's pool replaces a closed connection as it hands it out, and
+one retry on a fresh connection covers a connection dropped while in use.
 """
 
 from __future__ import annotations
@@ -72,9 +72,8 @@ class Publisher:
     """Sends Twilio's callbacks to the `events` queue as the tasks that handle them."""
 
     def __init__(self, broker_url: str) -> None:
-        # redis-py's pool reconnects a connection the server closed when it is taken, and
-        # starts afresh in a forked process; the retry covers a drop while in use. Only a
-        # ConnectionError is retried: a timeout may mean the LPUSH ran.
+        # The pool starts afresh in a forked process. Only a ConnectionError is retried:
+        # after a timeout the LPUSH may have run, and a retry could push it twice.
         self.redis = redis.Redis.from_url(
             broker_url, socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_timeout=SOCKET_TIMEOUT_S,

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,11 +166,15 @@ def dropping_first_lpush(port: int) -> Iterator[str]:
 def test_a_connection_dropped_in_use_is_retried_once(redis_server: RedisServer,
                                                      broker: redis.Redis) -> None:
     with dropping_first_lpush(redis_server.port) as url:
-        Publisher(url).publish(HANDLE_STATUS_TASK, PARAMS, None, SUMMARY)
+        publisher = Publisher(url)
+        try:
+            publisher.publish(HANDLE_STATUS_TASK, PARAMS, None, SUMMARY)
+        finally:
+            publisher.redis.close()
     assert broker.llen(EVENTS_QUEUE) == 1
 
 
-def test_broker_refusing_connections_fails_fast(tmp_path: Any) -> None:
+def test_broker_refusing_connections_fails_fast(tmp_path: Path) -> None:
     own = RedisServer(tmp_path).start()
     publisher = Publisher(own.url)
     publisher.publish(HANDLE_STATUS_TASK, PARAMS, None, SUMMARY)
