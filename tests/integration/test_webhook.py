@@ -1,5 +1,5 @@
 """The webhook over real HTTP against a real redis-server: what it accepts, what it refuses,
-and exactly what it publishes (read back from the `events` list kombu pushes to)."""
+and exactly what it publishes (read back from the `events` list the worker consumes)."""
 
 from __future__ import annotations
 
