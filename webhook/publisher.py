@@ -1,97 +1,85 @@
-"""Publish Twilio's callbacks as tasks by name, failing fast when the broker is down.
+"""Publish Twilio's callbacks as Celery tasks by name: one LPUSH, failing fast when the
+broker is down.
 
-The webhook never imports the worker's Celery app or tasks (they pull in SQLAlchemy and
-the models); this is a second, bare Celery app that only knows how to `send_task`. A broker
-outage must turn into a quick 503 (Twilio's request and the gunicorn worker are both
-waiting), not into Celery's default of retrying the connection for seconds.
+The message is Celery's task protocol 2 as kombu's Redis transport stores it, built here
+and pushed with one redis-py command. Celery's `send_task` goes through options, routing,
+signals and kombu's producer, channel and serializer registry: 43 % of the webhook's CPU
+per callback under load (py-spy), 0.28-0.29 ms of CPU per publish in-process, against
+0.08-0.12 ms here for the same message (best of 20 x 200 against a local Redis; see
+docs/WEBHOOK.md). It never imports the worker's Celery app or tasks (they pull in
+SQLAlchemy and the models). The worker consumes the message with kombu unchanged: the same
+task name, kwargs, queue and headers, and a `delivery_tag` of its own so acks_late and the
+visibility timeout redeliver it as any other. tests/integration/test_webhook_message.py
+holds it equal, field by field, to what `send_task` pushes with the worker's configuration.
+
+A broker outage is a quick error (Twilio's request and the gunicorn worker are both
+waiting): a refused connection fails at once, an unanswered one within the timeouts.
+After a Redis restart redis-py's pool replaces a closed connection as it hands it out, and
+one retry on a fresh connection covers a connection dropped while in use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import base64
+import json
+import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
-from celery import Celery
-from kombu.exceptions import OperationalError
-from kombu.transport import redis as kombu_redis
+from celery.utils.nodenames import anon_nodename
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from worker.domain.names import EVENTS_QUEUE
 
 CONNECT_TIMEOUT_S = 1.0
 SOCKET_TIMEOUT_S = 2.0
 
-# What a publish raises when Redis cannot be reached or drops the connection.
-BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, redis.ConnectionError,
-                                                  redis.TimeoutError, OSError)
+# What a publish raises when the message could not be handed to Redis.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+
+# The parts of protocol 2 a callback's task never sets (no chain, chord, ETA or limits).
+_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+_DELIVERY_INFO = {"exchange": "", "routing_key": EVENTS_QUEUE}
 
 
-class _HeldClientChannel(kombu_redis.Channel):
-    """kombu's Redis channel with one `redis.Redis` per channel instead of one per command.
-
-    kombu builds a new `redis.Redis` in `conn_or_acquire` for every LPUSH it publishes:
-    a quarter of a publish's CPU, mostly filling its table of response callbacks. The
-    client only wraps the channel's own connection pool and is thread-safe, so holding one
-    changes nothing else: the same pool, sockets, timeouts and errors. kombu has no setting
-    for it, hence a subclass overriding that one method. A channel lives in one producer
-    of the pool, made lazily in the process that publishes (never across a fork); when
-    kombu replaces the channel's pool (a disconnect), a new client is made on the new one.
-    Publishing only: a worker consuming through it did not recover from a Redis restart
-    (tests/faults), so the worker keeps kombu's own channel.
-    """
-
-    _held_client: redis.Redis | None = None
-
-    @contextmanager
-    def conn_or_acquire(self, client: redis.Redis | None = None) -> Iterator[redis.Redis]:
-        if client:
-            yield client
-            return
-        held = self._held_client
-        if held is None or held.connection_pool is not self.pool:
-            held = self._held_client = self._create_client()
-        yield held
-
-
-class _HeldClientTransport(kombu_redis.Transport):
-    Channel = _HeldClientChannel
-
-
-def _transport_for(broker_url: str) -> type[kombu_redis.Transport] | None:
-    """The transport class for a Celery app's `broker_transport`, or None for kombu's own.
-
-    Only plain redis://: kombu picks rediss:// (and its SSL defaults) by the scheme name.
-    """
-    return _HeldClientTransport if urlsplit(broker_url).scheme == "redis" else None
+def task_message(task: str, kwargs: dict[str, Any], kwargsrepr: str, *, task_id: str,
+                 delivery_tag: str, reply_to: str, origin: str) -> dict[str, Any]:
+    """The protocol-2 message of `task(**kwargs)` on the events queue, as kombu's Redis
+    channel serialises it: JSON body, base64-encoded, headers and properties beside it."""
+    body = json.dumps([[], kwargs, _EMBED]).encode()
+    return {
+        "body": base64.b64encode(body).decode("ascii"),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            "lang": "py", "task": task, "id": task_id, "shadow": None, "eta": None,
+            "expires": None, "group": None, "group_index": None, "retries": 0,
+            "timelimit": [None, None], "root_id": task_id, "parent_id": None,
+            "argsrepr": "()", "kwargsrepr": kwargsrepr, "origin": origin,
+            "ignore_result": None, "replaced_task_nesting": 0, "stamped_headers": None,
+            "stamps": {},
+        },
+        "properties": {
+            "correlation_id": task_id, "reply_to": reply_to, "argsrepr": "()",
+            "kwargsrepr": kwargsrepr, "delivery_mode": 2, "delivery_info": _DELIVERY_INFO,
+            "priority": 0, "body_encoding": "base64", "delivery_tag": delivery_tag,
+        },
+    }
 
 
 class Publisher:
     """Sends Twilio's callbacks to the `events` queue as the tasks that handle them."""
 
     def __init__(self, broker_url: str) -> None:
-        self.celery = Celery("dialer-webhook", broker=broker_url, set_as_current=False)
-        self.celery.conf.update(
-            task_serializer="json",
-            accept_content=["json"],
-            broker_connection_retry=False,
-            broker_connection_max_retries=0,
-            broker_connection_timeout=CONNECT_TIMEOUT_S,
-            broker_transport_options={
-                "socket_connect_timeout": CONNECT_TIMEOUT_S,
-                "socket_timeout": SOCKET_TIMEOUT_S,
-                "max_retries": 0,  # kombu's own reconnect loop, which defaults to seconds
-            },
-            # One retry on a fresh connection covers a pooled connection that went stale
-            # when Redis restarted; a broker that is really down still fails within ~2 s.
-            task_publish_retry=True,
-            task_publish_retry_policy={"max_retries": 1, "interval_start": 0,
-                                       "interval_step": 0, "interval_max": 0},
-        )
-        transport = _transport_for(broker_url)
-        if transport is not None:
-            self.celery.conf.broker_transport = transport
+        # The pool starts afresh in a forked process. Only a ConnectionError is retried:
+        # after a timeout the LPUSH may have run, and a retry could push it twice.
+        self.redis = redis.Redis.from_url(
+            broker_url, socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
+        # Celery's reply_to is its app's id; no result is ever sent back to it.
+        self.reply_to = str(uuid.uuid4())
 
     def publish(self, task: str, params: dict[str, str], idempotency_token: str | None,
                 summary: tuple[str, ...]) -> None:
@@ -99,11 +87,13 @@ class Publisher:
 
         `summary` names the fields shown in the message headers.
         """
-        kwargs: dict[str, Any] = {"params": params, "idempotency_token": idempotency_token,
-                                  "source": "callback"}
-        # Our own short repr for the message headers (what Flower and `inspect` show): Celery
-        # would otherwise saferepr every field, the callers' numbers included, at about a
-        # tenth of the webhook's CPU per callback.
+        kwargs = {"params": params, "idempotency_token": idempotency_token,
+                  "source": "callback"}
+        # A short repr for the headers (what Flower and `inspect` show): the call, not the
+        # callers' numbers.
         kwargsrepr = repr({name: params.get(name) for name in summary})
-        self.celery.send_task(task, kwargs=kwargs, queue=EVENTS_QUEUE, argsrepr="()",
-                              kwargsrepr=kwargsrepr)
+        task_id = str(uuid.uuid4())
+        message = task_message(task, kwargs, kwargsrepr, task_id=task_id,
+                               delivery_tag=str(uuid.uuid4()), reply_to=self.reply_to,
+                               origin=anon_nodename())
+        self.redis.lpush(EVENTS_QUEUE, json.dumps(message))

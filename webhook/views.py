@@ -48,6 +48,7 @@ CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
 # RFC 3986 pchar plus "/": what a path may hold unescaped.
 _PATH_SAFE = "/:@!$&'()*+,;="
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def _settings() -> Settings:
@@ -118,13 +119,26 @@ def _read_body(limit: int) -> bytes:
     return body
 
 
-def _is_form_text(body: bytes) -> bool:
-    """Twilio sends UTF-8 form data; anything else is a client error, not a crash."""
+class Form(MultiDict[str, str]):
+    """A callback's fields, repeated keys kept (each value counts in the signature).
+
+    RequestValidator reads a field's values with `getall` (the multidict API) and only on
+    AttributeError with `getlist`; with `getall` here, no field costs a caught exception
+    (a third of the signature check's CPU).
+    """
+
+    getall = MultiDict.getlist
+
+
+def _form(body: bytes) -> Form | None:
+    """The body's fields, or None when it is not UTF-8 form data (a client error, not a
+    crash: Twilio sends UTF-8). Parsed once, here, into the pairs werkzeug's `request.form`
+    holds: from a form content type only, as werkzeug reads them."""
     try:
-        parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
     except ValueError:  # UnicodeDecodeError included, also for percent-escaped bytes
-        return False
-    return True
+        return None
+    return Form(pairs if request.mimetype == FORM_TYPE else ())
 
 
 @dataclass(frozen=True)
@@ -167,7 +181,7 @@ CALLBACKS = {
 }
 
 
-def _signed_for(url: str, form: MultiDict[str, str], signature: str, token: str) -> bool:
+def _signed_for(url: str, form: Form, signature: str, token: str) -> bool:
     """Whether `signature` is Twilio's for exactly `url` and `form`.
 
     RequestValidator.validate also accepts the signature of the URL with its default port
@@ -189,10 +203,9 @@ def _refuse(kind: Callback, reason: str, url: str) -> None:
 def _receive(kind: Callback) -> ResponseReturnValue:
     """Verify one callback, check the fields its handler needs, publish it: 204."""
     settings = _settings()
-    body = _read_body(settings.webhook_max_body)
-    if not _is_form_text(body):
+    form = _form(_read_body(settings.webhook_max_body))
+    if form is None:
         abort(400, description="body is not UTF-8 form data")
-    form = request.form  # a MultiDict: a repeated key counts in the signature
     url = signed_url(settings)
     signature = request.headers.get("X-Twilio-Signature")
     if not settings.twilio_auth_token:

@@ -1,5 +1,5 @@
 """The webhook over real HTTP against a real redis-server: what it accepts, what it refuses,
-and exactly what it publishes (read back from the `events` list kombu pushes to)."""
+and exactly what it publishes (read back from the `events` list the worker consumes)."""
 
 from __future__ import annotations
 
@@ -291,6 +291,17 @@ def test_non_utf8_body_is_400(webhook: Served, broker: redis.Redis, body: bytes)
     assert response.status_code == 400
     assert "UTF-8" in response.json()["error"]
     assert published(broker) == []
+
+
+def test_body_of_another_content_type_is_no_form(webhook: Served, broker: redis.Redis) -> None:
+    """Only a form content type makes the body fields, as werkzeug's `request.form`: the same
+    bytes sent as text/plain are signed for the URL alone, so their signature fails."""
+    params = callback()
+    response = webhook.post(params, headers={"Content-Type": "text/plain"})
+    assert response.status_code == 403
+    assert webhook.post(params, signed_for=webhook.url, headers={
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}).status_code == 204
+    assert len(published(broker)) == 1
 
 
 def test_repeated_keys_are_part_of_the_signature(webhook: Served, broker: redis.Redis) -> None:
