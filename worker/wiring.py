@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from redis import Redis
 
-from worker.adapters.broker import CeleryBroker, create_celery
+from worker.adapters.broker import CeleryBroker
 from worker.adapters.http import RequestsNotifier
 from worker.adapters.pacing import AccountPacer
 from worker.adapters.twilio import TwilioCalls
@@ -20,7 +20,7 @@ from worker.store.database import Database
 
 def build_context(settings: Settings) -> Context:
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    broker = CeleryBroker(create_celery(settings, set_as_current=False), redis)
+    broker = CeleryBroker(redis)
     return Context(settings=settings, database=Database(settings.database_url), broker=broker,
                    twilio=TwilioCalls(settings), pacer=AccountPacer(redis, settings),
                    notifier=RequestsNotifier())

@@ -1,5 +1,5 @@
 """Celery: the app's configuration, and the broker as the engine uses it (publish place_call
-messages by task name, read how many wait in the dial queue)."""
+and deliver_notification messages by task name, read how many wait in the dial queue)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from celery import Celery
 from kombu import Queue
 from redis import Redis
 
+from worker.adapters.task_messages import TaskMessages
 from worker.domain.names import (
     APPLY_RETENTION_TASK,
     DEFAULT_QUEUE,
@@ -26,6 +27,9 @@ from worker.domain.names import (
     RELAY_NOTIFICATIONS_TASK,
 )
 from worker.settings import Settings
+
+# Messages per LPUSH: a batch of any size goes out in a few commands of bounded size.
+PUSH_CHUNK = 1000
 
 
 def create_celery(settings: Settings, *, include: Sequence[str] = (),
@@ -70,25 +74,26 @@ def create_celery(settings: Settings, *, include: Sequence[str] = (),
 
 
 class CeleryBroker:
-    def __init__(self, app: Celery, redis: Redis) -> None:
-        self._app = app
+    """Publishes the dialer's tasks by name with one LPUSH per queue and batch (see
+    task_messages), and reads how long the dial queue is."""
+
+    def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._messages = TaskMessages()
+
+    def _push(self, task: str, queue: str, ids: Sequence[str]) -> None:
+        """LPUSH several values at once: BRPOP takes them in the order given. Raises what
+        Redis raises, without retrying (the callers have a fallback)."""
+        for start in range(0, len(ids), PUSH_CHUNK):
+            self._redis.lpush(queue, *(self._messages.build(task, queue, args=(one,))
+                                       for one in ids[start:start + PUSH_CHUNK]))
 
     def publish_place_calls(self, job_ids: Sequence[str]) -> None:
-        """One broker connection and pipelined LPUSHes (kombu's producer batch); raises
-        what the broker raises, without retrying (the caller has a fallback)."""
-        with self._app.producer_or_acquire() as producer, producer.batch():
-            for job_id in job_ids:
-                self._app.send_task(PLACE_CALL_TASK, (job_id,), retry=False,
-                                    producer=producer)
+        self._push(PLACE_CALL_TASK, DIAL_QUEUE, job_ids)
 
     def dial_queue_length(self) -> int:
         # kombu's Redis transport keeps a queue's waiting messages in a list of its name.
         return int(self._redis.llen(DIAL_QUEUE))
 
     def publish_notifications(self, notification_ids: Sequence[str]) -> None:
-        """As publish_place_calls, for deliver_notification on the notify queue."""
-        with self._app.producer_or_acquire() as producer, producer.batch():
-            for notification_id in notification_ids:
-                self._app.send_task(DELIVER_NOTIFICATION_TASK, (notification_id,),
-                                    retry=False, producer=producer)
+        self._push(DELIVER_NOTIFICATION_TASK, NOTIFY_QUEUE, notification_ids)

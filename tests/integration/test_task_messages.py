@@ -1,8 +1,10 @@
-"""The webhook's own protocol-2 message against Celery's: both pushed to a real Redis and
-read back with LRANGE, equal field by field except the ids each publish makes afresh.
+"""Our own protocol-2 messages against Celery's: both pushed to a real Redis and read back
+with LRANGE, equal field by field except the ids each publish makes afresh.
 
-The webhook builds its task message itself (webhook/publisher.py); the worker consumes it
-with kombu, so it must be exactly what `send_task` with the worker's configuration pushes.
+The webhook (webhook/publisher.py) and the worker's broker (worker/adapters/broker.py)
+build their task messages themselves (worker/adapters/task_messages.py); the worker
+consumes them with kombu, so each must be exactly what `send_task` with the worker's
+configuration pushes.
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ import redis
 
 from harness.servers import RedisServer
 from webhook.publisher import Publisher
-from worker.adapters.broker import create_celery
+from worker.adapters.broker import CeleryBroker, create_celery
 from worker.domain.names import (
+    DELIVER_NOTIFICATION_TASK,
+    DIAL_QUEUE,
     EVENTS_QUEUE,
     HANDLE_AMD_TASK,
     HANDLE_RECORDING_TASK,
     HANDLE_STATUS_TASK,
+    NOTIFY_QUEUE,
+    PLACE_CALL_TASK,
 )
 from worker.settings import Settings
 
@@ -51,12 +57,26 @@ def broker(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
-def pushed(client: redis.Redis) -> dict[str, Any]:
-    """The one message in `events`, taken off the list."""
-    raw = client.lrange(EVENTS_QUEUE, 0, -1)
+def pushed(client: redis.Redis, queue: str = EVENTS_QUEUE) -> dict[str, Any]:
+    """The one message in `queue`, taken off the list."""
+    raw = client.lrange(queue, 0, -1)
     assert len(raw) == 1, raw
-    client.delete(EVENTS_QUEUE)
+    client.delete(queue)
     return json.loads(raw[0])  # type: ignore[no-any-return]
+
+
+def assert_same_but_ids(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+    assert {k: v for k, v in fields(ours).items() if k not in FRESH} == \
+        {k: v for k, v in fields(theirs).items() if k not in FRESH}
+    assert ours["body"] == theirs["body"]  # the very bytes: a body holds no id
+    assert list(ours) == list(theirs)  # the same fields in the same order, at every level
+    assert list(ours["headers"]) == list(theirs["headers"])
+    assert list(ours["properties"]) == list(theirs["properties"])
+    # The ids: fresh for each message, the task's id repeated where Celery repeats it.
+    headers, properties = ours["headers"], ours["properties"]
+    assert headers["id"] == headers["root_id"] == properties["correlation_id"]
+    assert headers["id"] != properties["delivery_tag"]
+    assert headers["origin"] == f"gen{os.getpid()}@{socket.gethostname()}"
 
 
 def fields(message: dict[str, Any]) -> dict[tuple[str, ...], Any]:
@@ -92,19 +112,34 @@ def test_message_equals_celerys_send_task_but_for_ids(redis_server: RedisServer,
     theirs = pushed(broker)
 
     Publisher(redis_server.url).publish(task, PARAMS, token, SUMMARY)
-    ours = pushed(broker)
+    assert_same_but_ids(pushed(broker), theirs)
 
-    assert {k: v for k, v in fields(ours).items() if k not in FRESH} == \
-        {k: v for k, v in fields(theirs).items() if k not in FRESH}
-    assert ours["body"] == theirs["body"]  # the very bytes: a body holds no id
-    assert list(ours) == list(theirs)  # the same fields in the same order, at every level
-    assert list(ours["headers"]) == list(theirs["headers"])
-    assert list(ours["properties"]) == list(theirs["properties"])
-    # The ids: fresh for each message, the task's id repeated where Celery repeats it.
-    headers, properties = ours["headers"], ours["properties"]
-    assert headers["id"] == headers["root_id"] == properties["correlation_id"]
-    assert headers["id"] != properties["delivery_tag"]
-    assert headers["origin"] == f"gen{os.getpid()}@{socket.gethostname()}"
+
+@pytest.mark.parametrize(("task", "queue", "publish"), [
+    (PLACE_CALL_TASK, DIAL_QUEUE, CeleryBroker.publish_place_calls),
+    (DELIVER_NOTIFICATION_TASK, NOTIFY_QUEUE, CeleryBroker.publish_notifications)])
+def test_the_workers_own_messages_equal_celerys_send_task_but_for_ids(
+        redis_server: RedisServer, broker: redis.Redis, task: str, queue: str,
+        publish: Any) -> None:
+    """As producers and the dispatcher published them with send_task, routed by task name."""
+    settings = Settings.from_env({"DIALER_REDIS_URL": redis_server.url})
+    celery = create_celery(settings, set_as_current=False)
+    try:
+        celery.send_task(task, ("0123abcd",))
+    finally:
+        celery.close()
+    theirs = pushed(broker, queue)
+    publish(CeleryBroker(broker), ["0123abcd"])
+    assert_same_but_ids(pushed(broker, queue), theirs)
+
+
+def test_a_batch_is_taken_off_its_queue_in_the_order_given(broker: redis.Redis) -> None:
+    CeleryBroker(broker).publish_place_calls([f"job{n}" for n in range(2500)])
+    taken = []
+    while raw := broker.rpop(DIAL_QUEUE):  # as kombu's BRPOP takes them
+        body = json.loads(base64.b64decode(json.loads(raw)["body"]))
+        taken.append(body[0][0])
+    assert taken == [f"job{n}" for n in range(2500)]
 
 
 def test_every_message_has_ids_of_its_own(redis_server: RedisServer,
