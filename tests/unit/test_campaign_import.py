@@ -101,6 +101,12 @@ def test_a_row_without_its_own_options_takes_the_campaigns() -> None:
                                       {"timeout": 20}) is None
 
 
+def test_a_row_without_any_option_column_takes_the_campaigns() -> None:
+    assert campaigns.row_call_options({"to": "+14155550123", "plan": "gold"},
+                                      {"timeout": 20}) is None
+    assert campaigns.row_call_options({"timeout": 45}, {"timeout": 20}) == {"timeout": 45}
+
+
 def test_a_rows_options_override_the_campaigns_and_are_checked_together() -> None:
     row = {"to": "+14155550123", "send_digits": "ww123#", "timeout": " 45 ",
            "machine_detection": "Enable"}

@@ -220,6 +220,8 @@ def row_call_options(row: Mapping[str, Any], campaign_options: dict[str, Any]
     empty), checked together; None when the row gives none. ValueError names the column.
 
     A CSV cell is text; a JSON row may give a number as a number."""
+    if row.keys().isdisjoint(ROW_CALL_OPTIONS):  # most files have none of these columns
+        return None
     options = dict(campaign_options)
     for name, kind in ROW_CALL_OPTIONS.items():
         value = row.get(name)
