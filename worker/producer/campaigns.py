@@ -171,7 +171,8 @@ def create_campaign(
     rows = list(rows)  # an unreadable file fails here, before anything is stored
     result = ImportResult(campaign["id"], rows=len(rows))
     # The jobs are inserted as the processes check the next rows; the campaign goes last,
-    # when its summary is known. One transaction: a refusal rolls every row back.
+    # when its summary is known. One transaction: a refusal rolls every row back. On SQLite
+    # it holds the write lock for the whole check; other writers wait on the busy timeout.
     with ctx.database.session() as session:
         _store_jobs(session, campaign, _prepare_jobs(rows, campaign, parsed_window, blocked,
                                                      progress, result))
@@ -292,7 +293,8 @@ JOB_COLUMNS = ("id", "idempotency_key", "campaign_id", "to", "from", "url", "twi
 
 
 def _store_jobs(session: Session, campaign: dict[str, Any], jobs: Iterable[Contact]) -> None:
-    """Insert the jobs through the driver: executemany on SQLite, COPY on PostgreSQL.
+    """Insert the jobs through the driver, as `jobs` yields them: executemany on SQLite,
+    COPY on PostgreSQL.
 
     The rows are what an insert() would store: JSON as the engine's serializer (json.dumps,
     make_engine sets no other) writes it, timestamps through their column type. But what
