@@ -10,12 +10,14 @@ from pathlib import Path
 import phonenumbers
 import pytest
 from phonenumbers import timezone as number_zones
+from sqlalchemy import func, select
 
 from worker.domain.validation import recipient, recipients
 from worker.engine.context import Context
 from worker.producer import campaigns
 from worker.producer.dnc import numbers_in_csv
 from worker.producer.jobs import get_jobs
+from worker.store.models import Campaign, Job
 
 
 def example_numbers() -> list[str]:
@@ -101,6 +103,12 @@ def test_a_row_without_its_own_options_takes_the_campaigns() -> None:
                                       {"timeout": 20}) is None
 
 
+def test_a_row_without_any_option_column_takes_the_campaigns() -> None:
+    assert campaigns.row_call_options({"to": "+14155550123", "plan": "gold"},
+                                      {"timeout": 20}) is None
+    assert campaigns.row_call_options({"timeout": 45}, {"timeout": 20}) == {"timeout": 45}
+
+
 def test_a_rows_options_override_the_campaigns_and_are_checked_together() -> None:
     row = {"to": "+14155550123", "send_digits": "ww123#", "timeout": " 45 ",
            "machine_detection": "Enable"}
@@ -156,3 +164,64 @@ def test_a_do_not_call_list_the_csv_module_refuses_is_a_value_error() -> None:
         numbers_in_csv("number\n" + "1" * 131_073 + "\n", "body")
     assert numbers_in_csv("number\n+14155550123\n\n+14155550124\n", "body") == [
         "+14155550123", "+14155550124"]
+
+
+# --- jobs stored while the next rows are checked -----------------------------------------
+
+# Valid, invalid, repeated, own options, own zone: every way a row can go.
+ROWS = [{"to": f"+1415555{n:04d}", "n": str(n)} for n in range(60)] + [
+    {"to": "+14155550001", "n": "repeat"}, {"to": "12345"}, {"to": "+14155550200", "timeout": "x"},
+    {"to": "+14155550201", "timeout": "45"}, {"to": "+14155550202", "timezone": "Asia/Tokyo"}]
+
+
+def stored(ctx: Context, campaign_id: str) -> list[tuple[object, ...]]:
+    with ctx.database.session() as session:
+        return [tuple(row) for row in session.execute(
+            select(Job.to, Job.metadata_, Job.timezones, Job.call_options, Job.status)
+            .where(Job.campaign_id == campaign_id).order_by(Job.to))]
+
+
+def test_jobs_checked_in_several_processes_are_stored_as_in_one(
+        engine_ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    one = campaigns.create_campaign(engine_ctx, "one", contacts=ROWS, url="https://x.example/t")
+    monkeypatch.setattr(campaigns, "CHECK_CHUNK", 7)
+    monkeypatch.setattr(campaigns, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(campaigns.os, "cpu_count", lambda: 2)
+    several = campaigns.create_campaign(engine_ctx, "several", contacts=ROWS,
+                                        url="https://x.example/t")
+
+    assert (one.imported, one.duplicates, len(one.invalid)) == (62, 1, 2)
+    assert {**several.to_json(), "campaign_id": None} == {**one.to_json(), "campaign_id": None}
+    assert one.campaign_id and several.campaign_id
+    assert stored(engine_ctx, several.campaign_id) == stored(engine_ctx, one.campaign_id)
+    assert len(stored(engine_ctx, one.campaign_id)) == 62
+    with engine_ctx.database.session() as session:
+        campaign = session.get(Campaign, several.campaign_id)
+        assert campaign is not None and campaign.status == "active"
+        assert campaign.import_summary == {k: v for k, v in several.to_json().items()
+                                           if k != "invalid"}
+
+
+def test_strict_stores_nothing_when_a_late_row_is_invalid(
+        engine_ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(campaigns, "CHECK_CHUNK", 7)
+    monkeypatch.setattr(campaigns, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(campaigns.os, "cpu_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"^contacts: 2 invalid rows, nothing imported "
+                                         r"\(first: line 63: to: "):
+        campaigns.create_campaign(engine_ctx, "strict", contacts=ROWS,
+                                  url="https://x.example/t", strict=True)
+    with engine_ctx.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 0
+        assert session.scalar(select(func.count()).select_from(Campaign)) == 0
+
+
+def test_a_campaign_with_no_valid_row_is_stored_done(engine_ctx: Context) -> None:
+    result = campaigns.create_campaign(engine_ctx, "none", contacts=[{"to": "12345"}],
+                                       url="https://x.example/t")
+    assert result.campaign_id is not None and result.imported == 0
+    with engine_ctx.database.session() as session:
+        campaign = session.get(Campaign, result.campaign_id)
+        assert campaign is not None and campaign.status == "done"
+        assert campaign.import_summary == {"campaign_id": result.campaign_id, "rows": 1,
+                                           "imported": 0, "duplicates": 0, "do_not_call": 0}

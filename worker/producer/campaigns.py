@@ -168,19 +168,23 @@ def create_campaign(
             else ((n + 2, dict(r)) for n, r in enumerate(contacts)))
     with ctx.database.session() as session:
         blocked = listed_numbers(session)
-    result, jobs = _prepare_jobs(rows, campaign, parsed_window, blocked, progress)
-    if strict and result.invalid:
-        line, reason = result.invalid[0]
-        raise ValueError(f"contacts: {len(result.invalid)} invalid rows, nothing imported "
-                         f"(first: line {line}: {reason})")
-    result.campaign_id = campaign["id"]
-    campaign["import_summary"] = {k: v for k, v in result.to_json().items() if k != "invalid"}
-    if not jobs:
-        campaign["status"] = CampaignStatus.DONE
+    rows = list(rows)  # an unreadable file fails here, before anything is stored
+    result = ImportResult(campaign["id"], rows=len(rows))
+    # The jobs are inserted as the processes check the next rows; the campaign goes last,
+    # when its summary is known. One transaction: a refusal rolls every row back. On SQLite
+    # it holds the write lock for the whole check; other writers wait on the busy timeout.
     with ctx.database.session() as session:
+        _store_jobs(session, campaign, _prepare_jobs(rows, campaign, parsed_window, blocked,
+                                                     progress, result))
+        if strict and result.invalid:
+            line, reason = result.invalid[0]
+            raise ValueError(f"contacts: {len(result.invalid)} invalid rows, nothing imported "
+                             f"(first: line {line}: {reason})")
+        campaign["import_summary"] = {k: v for k, v in result.to_json().items()
+                                      if k != "invalid"}
+        if not result.imported:
+            campaign["status"] = CampaignStatus.DONE
         session.execute(insert(Campaign), [campaign])
-        if jobs:  # SQLite's executemany refuses an empty list
-            _store_jobs(session, campaign, jobs)
     log.info("campaign %s: %d jobs imported, %d invalid, %d duplicates, %d on do-not-call",
              campaign["id"], result.imported, len(result.invalid), result.duplicates,
              result.do_not_call)
@@ -220,6 +224,8 @@ def row_call_options(row: Mapping[str, Any], campaign_options: dict[str, Any]
     empty), checked together; None when the row gives none. ValueError names the column.
 
     A CSV cell is text; a JSON row may give a number as a number."""
+    if row.keys().isdisjoint(ROW_CALL_OPTIONS):  # most files have none of these columns
+        return None
     options = dict(campaign_options)
     for name, kind in ROW_CALL_OPTIONS.items():
         value = row.get(name)
@@ -239,15 +245,14 @@ def row_call_options(row: Mapping[str, Any], campaign_options: dict[str, Any]
         raise ValueError(str(exc).removeprefix("call_options.")) from None
 
 
-def _prepare_jobs(rows: Iterable[tuple[int, dict[str, str]]], campaign: dict[str, Any],
-                  window: Window, blocked: set[str], progress: Callable[[int], None] | None
-                  ) -> tuple[ImportResult, list[Contact]]:
+def _prepare_jobs(rows: list[tuple[int, dict[str, str]]], campaign: dict[str, Any],
+                  window: Window, blocked: set[str], progress: Callable[[int], None] | None,
+                  result: ImportResult) -> Iterator[Contact]:
     """The checked rows as (to, metadata, zones, call options or None for the campaign's), in
-    file order, and what was left out."""
-    rows = list(rows)
-    result = ImportResult(None, rows=len(rows))
+    file order, as the checks come back; what is left out goes into `result`, complete once
+    the rows are all taken."""
     seen: set[str] = set()
-    jobs: list[Contact] = []
+    imported = 0
     now = utcnow()
     opens: dict[tuple[str, ...], bool] = {}
     checked = _checked([(row.get("to", ""), row.get("timezone") or None) for _, row in rows],
@@ -275,11 +280,10 @@ def _prepare_jobs(rows: Iterable[tuple[int, dict[str, str]]], campaign: dict[str
         if to in blocked:
             result.do_not_call += 1
             continue
-        jobs.append((to, {k: v for k, v in row.items() if k not in RESERVED_COLUMNS}, zones,
-                     options))
-    result.imported = len(jobs)
+        imported += 1
+        yield to, {k: v for k, v in row.items() if k not in RESERVED_COLUMNS}, zones, options
+    result.imported = imported
     del result.invalid[MAX_REPORTED_ERRORS:]
-    return result, jobs
 
 
 JOB_COLUMNS = ("id", "idempotency_key", "campaign_id", "to", "from", "url", "twiml",
@@ -288,8 +292,9 @@ JOB_COLUMNS = ("id", "idempotency_key", "campaign_id", "to", "from", "url", "twi
                "timezones", "api_key_id", "created_at", "updated_at")
 
 
-def _store_jobs(session: Session, campaign: dict[str, Any], jobs: list[Contact]) -> None:
-    """Insert the jobs through the driver: executemany on SQLite, COPY on PostgreSQL.
+def _store_jobs(session: Session, campaign: dict[str, Any], jobs: Iterable[Contact]) -> None:
+    """Insert the jobs through the driver, as `jobs` yields them: executemany on SQLite,
+    COPY on PostgreSQL.
 
     The rows are what an insert() would store: JSON as the engine's serializer (json.dumps,
     make_engine sets no other) writes it, timestamps through their column type. But what
@@ -326,11 +331,15 @@ def _store_jobs(session: Session, campaign: dict[str, Any], jobs: list[Contact])
         # default (2 MiB) spills them to the WAL and reads them back mid-transaction.
         cache_size = connection.exec_driver_sql("PRAGMA cache_size").scalar()
         connection.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")  # -: KiB
+        # The driver's own cursor: its executemany takes the rows as they are checked (and
+        # none at all), where SQLAlchemy's wants them in a list first.
+        cursor = connection.connection.driver_connection.cursor()
         try:
-            connection.exec_driver_sql(
+            cursor.executemany(
                 f"INSERT INTO jobs ({names}) VALUES ({', '.join('?' * len(JOB_COLUMNS))})",
-                list(values))
+                values)
         finally:
+            cursor.close()
             connection.exec_driver_sql(f"PRAGMA cache_size={cache_size}")
 
 
