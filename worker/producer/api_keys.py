@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from worker.domain.clock import utcnow
 from worker.domain.notifications import api_key_signing_key, as_signing_secret
@@ -50,6 +50,10 @@ class ApiKeyInfo:
 
 _INFO_COLUMNS = (ApiKey.id, ApiKey.name, ApiKey.prefix, ApiKey.scopes, ApiKey.created_at,
                  ApiKey.revoked_at)
+
+
+_BY_HASH = select(*_INFO_COLUMNS, ApiKey.last_used_at).where(
+    ApiKey.secret_hash == bindparam("secret_hash"))
 
 
 def _info(key: Any) -> ApiKeyInfo:
@@ -143,8 +147,7 @@ def authenticate(ctx: Context, token: str) -> ApiKeyInfo | None:
     # Core, not the ORM: this runs before every request, and loading an ApiKey object into
     # a Session cost more than the lookup itself.
     with ctx.database.transaction() as connection:
-        key = connection.execute(select(*_INFO_COLUMNS, ApiKey.last_used_at)
-                                 .where(ApiKey.secret_hash == _hash(token))).one_or_none()
+        key = connection.execute(_BY_HASH, {"secret_hash": _hash(token)}).one_or_none()
         if key is None or key.revoked_at is not None:
             return None
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from worker.domain import validation
@@ -229,12 +229,12 @@ def _insert_new(ctx: Context, rows: list[dict[str, Any]],
                 where: Callable[[int], str]) -> tuple[list[Enqueued], list[dict[str, Any]]]:
     """One transaction: the do-not-call check, the idempotency lookup, one INSERT of the rest."""
     with ctx.database.transaction() as connection:
-        listed = _lookup(connection, DoNotCall.number, {r["to"] for r in rows})
+        listed = _lookup(connection, _LISTED, {r["to"] for r in rows})
         for index, row in enumerate(rows):
             if row["to"] in listed:
                 raise ValueError(f"{where(index)}to: {row['to']} is on the do-not-call list")
         keys = {r["idempotency_key"] for r in rows if r["idempotency_key"]}
-        stored = _lookup(connection, Job.idempotency_key, keys, Job.id, Job.request_hash)
+        stored = _lookup(connection, _KEYS_STORED, keys)
         enqueued, new = [], []
         for index, row in enumerate(rows):
             key = row["idempotency_key"]
@@ -256,7 +256,7 @@ def _insert_new(ctx: Context, rows: list[dict[str, Any]],
             # the ORM's per-object bookkeeping. In key order: two producers inserting the
             # same keys then wait on each other's index entries in one order, never in a
             # cycle (PostgreSQL would end the cycle by failing one batch as a deadlock).
-            connection.execute(insert(Job.__table__),
+            connection.execute(_INSERT_JOBS,
                                [table_row(Job, row) for row in sorted(new, key=_insert_order)])
     return enqueued, new
 
@@ -265,13 +265,22 @@ def _insert_order(row: Mapping[str, Any]) -> tuple[bool, str]:
     return row["idempotency_key"] is None, row["idempotency_key"] or ""
 
 
-def _lookup(connection: Connection, key: Any, wanted: set[str],
-            *columns: Any) -> dict[str, tuple[Any, ...]]:
-    """{key: (columns...)} of the rows whose key is in wanted, a chunk of keys per statement."""
+# Built once: an enqueue runs them for every call (keys bound as an expanding IN list).
+_INSERT_JOBS = insert(Job.__table__)
+_LISTED = select(DoNotCall.number).where(
+    DoNotCall.number.in_(bindparam("wanted", expanding=True)))
+_KEYS_STORED = select(Job.idempotency_key, Job.id, Job.request_hash).where(
+    Job.idempotency_key.in_(bindparam("wanted", expanding=True)))
+
+
+def _lookup(connection: Connection, statement: Select[Any],
+            wanted: set[str]) -> dict[str, tuple[Any, ...]]:
+    """{key: (other columns...)} of what `statement` finds for the keys in wanted, a chunk of
+    keys per execution; no statement at all for none."""
     found: dict[str, tuple[Any, ...]] = {}
     for chunk in in_chunks(sorted(wanted)):
-        found.update((found_key, tuple(values)) for found_key, *values in connection.execute(
-            select(key, *columns).where(key.in_(chunk))))
+        found.update((found_key, tuple(values)) for found_key, *values in
+                     connection.execute(statement, {"wanted": list(chunk)}))
     return found
 
 
