@@ -89,6 +89,25 @@ def test_dial_creates_the_call_with_the_documented_params(
     assert (attempt.ordinal, attempt.status, attempt.call_sid) == (1, "queued", *twilio.calls)
 
 
+def test_the_first_request_to_twilio_is_paid_before_the_departure_gate(
+        engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio, pacer: InstantPacer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    warmed_at_departure = []
+    depart = pacer.depart
+
+    def recording_depart() -> float:
+        warmed_at_departure.append(twilio.warmed)
+        return depart()
+
+    monkeypatch.setattr(pacer, "depart", recording_depart)
+    enqueue_call(engine_ctx, TO, url=VOICE_URL)
+
+    dial(engine_ctx, broker.take())
+
+    assert warmed_at_departure == [True]
+    assert len(twilio.creates) == 1
+
+
 def test_an_application_job_creates_with_the_application_sid_alone(
         engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio) -> None:
     application_sid = "AP" + "ab" * 16

@@ -195,6 +195,7 @@ def _create_paced(ctx: Context, claimed: Claimed) -> Any:
             wait = ctx.pacer.reserve()
             ctx.sleep(wait)
             preflight(ctx, claimed.job_id)
+            ctx.twilio.warm()  # before the gate, where a first request's setup costs no spacing
             while (departs_in := ctx.pacer.depart()) > 0:
                 wait += departs_in
                 ctx.sleep(departs_in)
