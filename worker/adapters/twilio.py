@@ -57,8 +57,9 @@ class TwilioCalls:
             return
         self._warm = True
         try:
-            self.client.http_client.request("GET", self._settings.twilio_api_base_url,
-                                            timeout=self._settings.twilio_timeout)
+            self.client.calls  # noqa: B018 (twilio builds the resource's objects on first use)
+            self.client.request("GET", self._settings.twilio_api_base_url,
+                                timeout=self._settings.twilio_timeout)
         except requests.RequestException as exc:
             log.info("warming the connection to Twilio failed: %s", exc)
 
