@@ -69,6 +69,11 @@ return {1, wait}
 # add to every gap and lose rate. A farther one is slept for, waking this much early.
 BOOK_AHEAD_S = 0.002
 ASK_EARLY_S = 0.001
+# The last checks before a create take a few ms, more on a busy machine. A worker that
+# starts them at its slot reaches the departure gate late, and every later departure moves
+# by as much for good (the gate never lets one catch up): started this much before the
+# slot, they are done in time, and the gate, not the checks, decides when the create leaves.
+CHECKS_LEAD_S = 0.05
 MAX_CALLS_PER_SECOND = 1000.0
 
 
