@@ -27,6 +27,8 @@ Figures, from the sorted arrival times t_1..t_n of the measured creates (I = 1/r
 - Twilio would queue: creates that arrive more than 10 ms (the simulator's strict-mode
   grace) before the account's next free slot, replaying arrivals through Twilio's
   queue at the rate: each of them is queued by Twilio (or refused with 429 in strict mode).
+- cold start: max in 1 s, min gap and Twilio would queue over the WARM_UP_CALLS creates,
+  each worker process's first ones after it starts (first connections, first queries).
 
 One run by default: one run of the three modes at both rates takes about 5 minutes on
 a 2-core machine, as 60 calls at 1/s and 600 at 10/s take a minute each by design;
