@@ -114,7 +114,7 @@ class FakeTwilio:
         self.redirect_failure: Exception | None = None  # raised by the next redirect_call
         self.next_sid: str | None = None  # the next call's SID, instead of a fresh one
         self.media: dict[str, bytes] = {}  # a recording's WAV by RecordingSid
-        self.warmed = False  # warm() was called
+        self.warmed = False  # set by warm()
         self._failures: dict[str, deque[tuple[Exception, bool]]] = {}
         self._sequence: dict[str, int] = {}
 
