@@ -66,9 +66,11 @@ return {1, wait}
 """
 # A departure this near is booked and waited for by spinning: a sleep on a busy machine
 # wakes an unknown while late, and asking again after it costs a round trip; either would
-# add to every gap and lose rate. A farther one is slept for, waking this much early.
-BOOK_AHEAD_S = 0.002
-ASK_EARLY_S = 0.001
+# add to every gap and lose rate. A farther one is slept for, waking this much early:
+# 1 ms lost rate on a busy 2-core machine (docs/BENCHMARKS.md, section 1); the spin costs
+# up to 5 ms of CPU a create.
+BOOK_AHEAD_S = 0.005
+ASK_EARLY_S = 0.004
 # The last checks before a create take a few ms, more on a busy machine. A worker that
 # starts them at its slot reaches the departure gate late, and every later departure moves
 # by as much for good (the gate never lets one catch up): started this much before the
