@@ -32,6 +32,10 @@ from worker.domain.statuses import RETRYABLE_CALL_STATUSES
 
 # A hundred years: past it, the cut-off date is out of datetime's range.
 MAX_RETENTION_DAYS = 36500
+# The pace's safety margin, a fraction of 1/cps added to every interval: measured
+# (docs/BENCHMARKS.md, section 1); above 5 % it costs more allowance than jitter needs.
+DEFAULT_PACE_MARGIN = 0.005
+MAX_PACE_MARGIN = 0.05
 
 
 class SettingsError(ValueError):
@@ -162,6 +166,7 @@ class Settings:
     max_calls_per_number: int
     frequency_window_hours: float
     log_json: bool
+    pace_margin: float = DEFAULT_PACE_MARGIN
     # Result notifications: the signing key's bytes (None: none are sent), the URL for
     # jobs that name none, the POST's timeout and how often the relay looks for due ones.
     notify_secret: bytes | None = None
@@ -198,6 +203,8 @@ class Settings:
                                         integer=True)),
             twilio_timeout=_positive(env, "DIALER_TWILIO_TIMEOUT", 15.0),
             max_pacing_wait=_positive(env, "DIALER_MAX_PACING_WAIT", 10.0),
+            pace_margin=_number(env, "DIALER_PACE_MARGIN", DEFAULT_PACE_MARGIN, minimum=0,
+                                maximum=MAX_PACE_MARGIN),
             queued_stale_after=_positive(env, "DIALER_QUEUED_STALE_SECONDS", 120.0),
             dispatch_interval=_positive(env, "DIALER_DISPATCH_INTERVAL", 1.0),
             visibility_timeout=int(_number(env, "DIALER_VISIBILITY_TIMEOUT", 3600, minimum=1,

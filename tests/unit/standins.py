@@ -111,11 +111,15 @@ class FakeTwilio:
         self.redirect_failure: Exception | None = None  # raised by the next redirect_call
         self.next_sid: str | None = None  # the next call's SID, instead of a fresh one
         self.media: dict[str, bytes] = {}  # a recording's WAV by RecordingSid
+        self.warmed = False  # set by warm()
         self._failures: dict[str, deque[tuple[Exception, bool]]] = {}
         self._sequence: dict[str, int] = {}
 
     def fail(self, to: str, exc: Exception, *, created: bool = False) -> None:
         self._failures.setdefault(to, deque()).append((exc, created))
+
+    def warm(self) -> None:
+        self.warmed = True
 
     def create_call(self, params: dict[str, Any]) -> FakeCall:
         self.creates.append(dict(params))

@@ -3,6 +3,7 @@ pace stood in for."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -18,6 +19,7 @@ from tests.unit.standins import (
     InMemoryBroker,
     InstantPacer,
 )
+from worker.adapters.pacing import CHECKS_LEAD_S
 from worker.domain.clock import utcnow
 from worker.engine.context import Context
 from worker.engine.dialing import claim, dial, record_created
@@ -98,6 +100,41 @@ def test_dial_asks_for_the_configured_status_events(
 
     (params,) = twilio.creates
     assert params["status_callback_event"] == ["ringing", "completed"]
+
+
+def test_the_first_request_to_twilio_is_paid_before_the_departure_gate(
+        engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio, pacer: InstantPacer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    warmed_at_departure = []
+    depart = pacer.depart
+
+    def recording_depart() -> float:
+        warmed_at_departure.append(twilio.warmed)
+        return depart()
+
+    monkeypatch.setattr(pacer, "depart", recording_depart)
+    enqueue_call(engine_ctx, TO, url=VOICE_URL)
+
+    dial(engine_ctx, broker.take())
+
+    assert warmed_at_departure == [True]
+    assert len(twilio.creates) == 1
+
+
+def test_the_last_checks_start_before_the_slot_and_the_gate_holds_the_create(
+        engine_ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio, pacer: InstantPacer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    ctx = dataclasses.replace(engine_ctx, sleep=slept.append)
+    monkeypatch.setattr(pacer, "reserve", lambda: 0.5)
+    departures = iter([0.03, 0.0])
+    monkeypatch.setattr(pacer, "depart", lambda: next(departures))
+    enqueue_call(ctx, TO, url=VOICE_URL)
+
+    dial(ctx, broker.take())
+
+    assert slept == [pytest.approx(0.5 - CHECKS_LEAD_S), 0.03]
+    assert len(twilio.creates) == 1
 
 
 def test_an_application_job_creates_with_the_application_sid_alone(

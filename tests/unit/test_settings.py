@@ -183,6 +183,23 @@ def test_other_malformed_numbers_name_the_variable(name, raw):
     settings_error({name: raw}, name)
 
 
+def test_pace_margin_defaults_to_half_a_percent():
+    assert Settings.from_env({}).pace_margin == 0.005
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("0", 0), ("0.01", 0.01), (" 0.05 ", 0.05),
+                                               ("5e-3", 0.005)])
+def test_pace_margin_accepted(raw, expected):
+    assert Settings.from_env({"DIALER_PACE_MARGIN": raw}).pace_margin == expected
+
+
+@pytest.mark.parametrize(("raw", "why"), [("-0.001", "at least 0"), ("0.051", "at most 0.05"),
+                                          ("5", "at most 0.05"), ("1%", "a number"),
+                                          ("nan", "at least 0"), ("inf", "at least 0")])
+def test_malformed_pace_margin_names_the_variable(raw, why):
+    assert why in settings_error({"DIALER_PACE_MARGIN": raw}, "DIALER_PACE_MARGIN")
+
+
 # --- retry policy -------------------------------------------------------------------------
 
 

@@ -31,6 +31,9 @@ class Calls(Protocol):
     """Twilio's Calls resource and recording media: the answers are twilio's CallInstance,
     or alike."""
 
+    def warm(self) -> None:
+        """Pay a process's one-time cost of its first request to Twilio, once."""
+
     def create_call(self, params: dict[str, Any]) -> Any: ...
 
     def fetch_call(self, call_sid: str) -> Any: ...

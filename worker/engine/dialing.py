@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from twilio.base.serialize import boolean_to_string
 
-from worker.adapters.pacing import PacingBacklog
+from worker.adapters.pacing import CHECKS_LEAD_S, PacingBacklog
 from worker.domain.clock import utcnow
 from worker.domain.names import RECORDING_CALLBACK_EVENTS
 from worker.domain.statuses import AttemptStatus, CampaignStatus, JobStatus
@@ -216,8 +216,9 @@ def _create_paced(ctx: Context, claimed: Claimed) -> Any:
     for try_ in retrying:
         with try_:
             wait = ctx.pacer.reserve()
-            ctx.sleep(wait)
+            ctx.sleep(max(0.0, wait - CHECKS_LEAD_S))  # the gate below holds the create
             preflight(ctx, claimed.job_id)
+            ctx.twilio.warm()  # before the gate, where a first request's setup costs no spacing
             while (departs_in := ctx.pacer.depart()) > 0:
                 wait += departs_in
                 ctx.sleep(departs_in)
