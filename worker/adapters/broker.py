@@ -25,6 +25,7 @@ from worker.domain.names import (
     RECONCILE_TASK,
     RELAY_NOTIFICATIONS_TASK,
 )
+from worker.domain.notifications import NOTIFICATIONS_PER_MESSAGE
 from worker.settings import Settings
 
 
@@ -87,8 +88,11 @@ class CeleryBroker:
         return int(self._redis.llen(DIAL_QUEUE))
 
     def publish_notifications(self, notification_ids: Sequence[str]) -> None:
-        """As publish_place_calls, for deliver_notification on the notify queue."""
+        """As publish_place_calls, for deliver_notification on the notify queue: a message
+        per NOTIFICATIONS_PER_MESSAGE events."""
         with self._app.producer_or_acquire() as producer, producer.batch():
-            for notification_id in notification_ids:
-                self._app.send_task(DELIVER_NOTIFICATION_TASK, (notification_id,),
-                                    retry=False, producer=producer)
+            for start in range(0, len(notification_ids), NOTIFICATIONS_PER_MESSAGE):
+                self._app.send_task(
+                    DELIVER_NOTIFICATION_TASK,
+                    tuple(notification_ids[start:start + NOTIFICATIONS_PER_MESSAGE]),
+                    retry=False, producer=producer)

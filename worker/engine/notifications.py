@@ -20,7 +20,17 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, event, false, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    event,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from worker.domain.clock import utcnow
@@ -223,6 +233,47 @@ def lease_s(ctx: Context) -> float:
     return 2 * ctx.settings.notify_timeout + 30
 
 
+# The delivery's statements, built once: on a connection they cost a fraction of the ORM
+# Session's execution path, and they run several times per event.
+_N = Notification.__table__.c
+_CLAIM = (update(Notification.__table__)
+          .where(_N.id == bindparam("notification_id"),
+                 _N.status == NotificationStatus.PENDING,
+                 _N.next_attempt_at <= bindparam("now"))
+          # The message is taken: past this lease, the relay may publish the event again.
+          .values(next_attempt_at=bindparam("lease_until"), relayed_until=None)
+          .returning(_N.url, _N.payload, _N.attempts, _N.job_id, _N.api_key_id))
+_TRY = insert(NotificationAttempt.__table__).values(
+    notification_id=bindparam("notification_id"), attempted_at=bindparam("now"),
+    status_code=bindparam("status_code"), latency_ms=bindparam("latency_ms"),
+    error=bindparam("error"))
+# Only while our lease holds: past it, another delivery owns the row.
+_MINE = (update(Notification.__table__)
+         .where(_N.id == bindparam("notification_id"),
+                _N.status == NotificationStatus.PENDING,
+                _N.next_attempt_at == bindparam("lease_until"))
+         .values(attempts=bindparam("tries"), last_status_code=bindparam("status_code"),
+                 last_error=bindparam("error")))
+_DELIVERED = _MINE.values(status=NotificationStatus.DELIVERED, delivered_at=bindparam("now"))
+_RETRY = _MINE.values(next_attempt_at=bindparam("retry_at"))
+_GAVE_UP = _MINE.values(status=NotificationStatus.GAVE_UP)
+
+
+def deliver_many(ctx: Context, notification_ids: Sequence[str]) -> list[str]:
+    """deliver each event in turn (one message carries several: Celery's cost per task is
+    most of an event's); what happened to each, 'error' for one that raised. An event that
+    raises is logged and left to the relay, and the others are still delivered."""
+    outcomes: list[str] = []
+    for notification_id in notification_ids:
+        try:
+            outcomes.append(deliver(ctx, notification_id))
+        except Exception:
+            log.exception("notification %s not delivered; the relay publishes it again",
+                          notification_id)
+            outcomes.append("error")
+    return outcomes
+
+
 def deliver(ctx: Context, notification_id: str) -> str:
     """POST one event; what happened: 'delivered', 'retry', 'gave_up' or 'skipped' (not
     pending, not due, or another worker holds it)."""
@@ -233,16 +284,9 @@ def deliver(ctx: Context, notification_id: str) -> str:
         return "skipped"
     now = utcnow()
     lease_until = now + timedelta(seconds=lease_s(ctx))
-    with ctx.database.session() as session:
-        claimed = session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id,
-                   Notification.status == NotificationStatus.PENDING,
-                   Notification.next_attempt_at <= now)
-            # The message is taken: past this lease, the relay may publish the event again.
-            .values(next_attempt_at=lease_until, relayed_until=None)
-            .returning(Notification.url, Notification.payload, Notification.attempts,
-                       Notification.job_id, Notification.api_key_id)).one_or_none()
+    with ctx.database.transaction() as connection:
+        claimed = connection.execute(_CLAIM, {"notification_id": notification_id, "now": now,
+                                              "lease_until": lease_until}).one_or_none()
     if claimed is None:
         return "skipped"
     key = (secret if claimed.api_key_id is None
@@ -260,35 +304,30 @@ def deliver(ctx: Context, notification_id: str) -> str:
     return _record(ctx, notification_id, claimed, lease_until, status_code, error, latency_ms)
 
 
-def _record(ctx: Context, notification_id: str, claimed: Any, lease_until: Any,
+def _record(ctx: Context, notification_id: str, claimed: Any, lease_until: datetime,
             status_code: int | None, error: str | None, latency_ms: int) -> str:
     now = utcnow()
     attempts = claimed.attempts + 1
-    values: dict[str, Any] = {"attempts": attempts, "last_status_code": status_code,
-                              "last_error": error}
+    params: dict[str, Any] = {"notification_id": notification_id, "now": now,
+                              "lease_until": lease_until, "tries": attempts,
+                              "status_code": status_code, "latency_ms": latency_ms}
     if is_success(status_code):
-        outcome = "delivered"
-        values.update(status=NotificationStatus.DELIVERED, delivered_at=now, last_error=None)
+        outcome, statement = "delivered", _DELIVERED
+        params["error"] = error
     else:
         if error is None:
-            error = values["last_error"] = f"HTTP {status_code}"
+            error = f"HTTP {status_code}"
+        params["error"] = error
         delay = (None if status_code == GONE
                  else retry_delay(attempts, ctx.settings.notify_retry_delays))
         if delay is None:
-            outcome = "gave_up"
-            values.update(status=NotificationStatus.GAVE_UP)
+            outcome, statement = "gave_up", _GAVE_UP
         else:
-            outcome = "retry"
-            values.update(next_attempt_at=now + timedelta(seconds=delay))
-    with ctx.database.session() as session:
-        session.execute(insert(NotificationAttempt).values(
-            notification_id=notification_id, attempted_at=now, status_code=status_code,
-            latency_ms=latency_ms, error=error))
-        # Only while our lease holds: past it, another delivery owns the row.
-        session.execute(update(Notification).where(
-            Notification.id == notification_id,
-            Notification.status == NotificationStatus.PENDING,
-            Notification.next_attempt_at == lease_until).values(**values))
+            outcome, statement = "retry", _RETRY
+            params["retry_at"] = now + timedelta(seconds=delay)
+    with ctx.database.transaction() as connection:
+        connection.execute(_TRY, params)
+        connection.execute(statement, params)
     log_level = logging.INFO if outcome == "delivered" else logging.WARNING
     log.log(log_level, "notification %s of job %s: %s after try %d (%s, %d ms)",
             notification_id, claimed.job_id, outcome, attempts,
