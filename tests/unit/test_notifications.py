@@ -394,6 +394,32 @@ def test_one_message_delivers_each_of_its_events_though_one_of_them_raises(
         (job_ids[0], "delivered", 1), (job_ids[2], "delivered", 1)]
 
 
+def test_a_messages_claim_holds_its_events_for_each_of_their_posts(
+        engine_ctx: Context, broker: InMemoryBroker, notifier: RecordingNotifier,
+        time_machine: TimeMachineFixture) -> None:
+    time_machine.move_to(utcnow(), tick=False)
+    job_ids = [enqueue_call(engine_ctx, TO, url=VOICE_URL, notify_url=HOOK) for _ in range(3)]
+    for job_id in job_ids:
+        cancel_job(engine_ctx, job_id)
+    message = list(broker.notifications)
+    leases: list[set[timedelta]] = []
+    others: list[list[str]] = []
+    original = notifier.post
+
+    def note_the_leases(*args: object, **kwargs: object) -> int:
+        leases.append({e.next_attempt_at - utcnow() for e in events(engine_ctx)})
+        # Another worker given the same message meanwhile finds every event taken.
+        others.append(notifications.deliver_many(engine_ctx, message))
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    notifier.post = note_the_leases  # type: ignore[method-assign]
+    assert notifications.deliver_many(engine_ctx, message) == ["delivered"] * 3
+    whole = timedelta(seconds=3 * notifications.lease_s(engine_ctx))
+    assert leases == [{whole}] * 3
+    assert others == [["skipped"] * 3] * 3
+    assert len(notifier.posts) == 3
+
+
 def test_relay_publishes_what_the_fast_path_missed_once_per_lease(
         engine_ctx: Context, broker: InMemoryBroker) -> None:
     job_id = enqueue_call(engine_ctx, TO, url=VOICE_URL, notify_url=HOOK)

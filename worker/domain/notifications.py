@@ -36,8 +36,8 @@ SIGNING_SECRET_PREFIX = "whsec_"
 GONE = 410
 # Events one deliver_notification message carries: Celery's cost per task is most of an
 # event's, and a message of a few events still spreads a burst over every worker process.
-# Its events are POSTed one after another, so a full message to a receiver that times out
-# every POST takes this many timeouts: well inside the relay's lease on a published event.
+# Its events are POSTed one after another, so the message's claim holds them all for this
+# many POSTs' leases: a worker that dies midway leaves them to the relay that much later.
 NOTIFICATIONS_PER_MESSAGE = 20
 
 
