@@ -106,10 +106,11 @@ def reconcile_calls() -> dict[str, int]:
 
 
 # No autoretry: a delivery that fails waits in its row, and the relay publishes it again
-# when it is due (a Celery countdown would sit in a worker's memory on Redis).
+# when it is due (a Celery countdown would sit in a worker's memory on Redis). A message
+# carries one event or several (the broker's publish_notifications).
 @app.task(name=DELIVER_NOTIFICATION_TASK)
-def deliver_notification(notification_id: str) -> str:
-    return notifications.deliver(default_context(), notification_id)
+def deliver_notification(*notification_ids: str) -> list[str]:
+    return notifications.deliver_many(default_context(), notification_ids)
 
 
 @app.task(name=RELAY_NOTIFICATIONS_TASK)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from redis import Redis
 
 from worker.adapters.broker import CeleryBroker
-from worker.adapters.http import RequestsNotifier
+from worker.adapters.http import PooledNotifier
 from worker.adapters.pacing import AccountPacer
 from worker.adapters.twilio import TwilioCalls
 from worker.engine.context import Context
@@ -23,7 +23,7 @@ def build_context(settings: Settings) -> Context:
     broker = CeleryBroker(redis)
     return Context(settings=settings, database=Database(settings.database_url), broker=broker,
                    twilio=TwilioCalls(settings), pacer=AccountPacer(redis, settings),
-                   notifier=RequestsNotifier())
+                   notifier=PooledNotifier())
 
 
 _default: Context | None = None

@@ -21,9 +21,10 @@ from standardwebhooks.webhooks import Webhook
 
 from harness.stack import VOICE_URL
 from harness.waiting import wait_for
-from worker.api import cancel_job, enqueue_call, get_job
+from worker.api import cancel_campaign, cancel_job, create_campaign, enqueue_call, get_job
 from worker.domain.clock import utcnow
 from worker.domain.names import NOTIFY_QUEUE
+from worker.domain.notifications import NOTIFICATIONS_PER_MESSAGE
 from worker.domain.statuses import FINAL_JOB_STATUSES
 from worker.engine import notifications
 from worker.store.models import Notification
@@ -96,6 +97,13 @@ def receiver() -> Iterator[Receiver]:
         yield receiver
 
 
+def queued_events(queue: redis.Redis) -> list[str]:
+    """The event ids the notify queue's messages carry, oldest first (a message carries
+    several: kombu's Redis transport keeps it as JSON, its body base64 of [args, ...])."""
+    messages = [json.loads(m) for m in reversed(queue.lrange(NOTIFY_QUEUE, 0, -1))]
+    return [event_id for m in messages for event_id in json.loads(base64.b64decode(m["body"]))[0]]
+
+
 def delivered(job_ids: list[str]) -> list[Notification] | None:
     with default_context().database.session() as session:
         rows = list(session.scalars(select(Notification)
@@ -152,6 +160,35 @@ def test_each_final_job_is_heard_once_after_retries(make_stack, receiver: Receiv
         "webhook-id"]
 
 
+def test_a_bulk_cancels_events_travel_several_per_message_and_each_arrives_once(
+        make_stack, receiver: Receiver) -> None:
+    stack = make_stack(DIALER_NOTIFY_SECRET=SECRET,
+                       DIALER_NOTIFY_RETRY_DELAYS=",".join([str(RETRY_DELAY_S)] * 4),
+                       DIALER_NOTIFY_RELAY_INTERVAL=str(RELAY_INTERVAL_S))
+    count = 2 * NOTIFICATIONS_PER_MESSAGE + 5
+    campaign = create_campaign(
+        "bulk", contacts=[{"to": f"+1415555{3000 + n}"} for n in range(count)],
+        url=VOICE_URL, notify_url=receiver.url)
+    assert campaign.campaign_id is not None
+    assert cancel_campaign(campaign.campaign_id)["canceled_pending"] == count
+    queue = redis.Redis.from_url(stack.env["DIALER_REDIS_URL"])
+    with default_context().database.session() as session:
+        made, job_ids = (list(c) for c in zip(*session.execute(
+            select(Notification.id, Notification.job_id)), strict=True))
+    # Published before any worker runs: the messages wait, a few events each.
+    assert queue.llen(NOTIFY_QUEUE) == 3
+    assert sorted(queued_events(queue)) == sorted(made)
+
+    stack.start_worker()
+    stack.start_beat()
+    wait_for(lambda: delivered(job_ids), timeout=60 + count, what="every event delivered")
+    # Each event failed twice and was delivered once, whichever message carried it.
+    answers = Counter((r.headers["webhook-id"], r.answered) for r in receiver.received)
+    assert set(receiver.events()) == set(made)
+    for event_id in made:
+        assert (answers[(event_id, 500)], answers[(event_id, 204)]) == (FAILURES_PER_EVENT, 1)
+
+
 def test_the_relay_publishes_a_lost_event_while_the_notify_queue_holds_others(
         producer_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIALER_NOTIFY_SECRET", SECRET)
@@ -171,7 +208,7 @@ def test_the_relay_publishes_a_lost_event_while_the_notify_queue_holds_others(
         lost_event = session.scalar(select(Notification.id)
                                     .where(Notification.job_id == lost))
     waiting = queue.llen(NOTIFY_QUEUE)
-    assert waiting == 22
+    assert len(queued_events(queue)) == 22
 
     assert notifications.relay(ctx) == 1
     assert queue.llen(NOTIFY_QUEUE) == waiting + 1
@@ -198,4 +235,5 @@ def test_relays_running_at_once_publish_each_due_event_once(
     with ThreadPoolExecutor(relays) as pool:
         published = list(pool.map(lambda _: notifications.relay(ctx), range(relays)))
     assert sum(published) == due
-    assert queue.llen(NOTIFY_QUEUE) == due
+    queued = queued_events(queue)
+    assert len(queued) == len(set(queued)) == due

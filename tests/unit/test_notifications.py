@@ -10,7 +10,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from time_machine import TimeMachineFixture
 from twilio.base.exceptions import TwilioRestException
@@ -370,6 +370,54 @@ def test_the_lease_prevents_a_second_delivery(
     assert outcomes == ["skipped", "delivered"]
     assert len(notifier.posts) == 1
     assert notifications.deliver(engine_ctx, event_id) == "skipped"  # delivered already
+
+
+def test_one_message_delivers_each_of_its_events_though_one_of_them_raises(
+        engine_ctx: Context, broker: InMemoryBroker, notifier: RecordingNotifier) -> None:
+    job_ids = [enqueue_call(engine_ctx, TO, url=VOICE_URL, notify_url=HOOK) for _ in range(3)]
+    for job_id in job_ids:
+        cancel_job(engine_ctx, job_id)
+    message = list(broker.notifications)
+    original = notifier.post
+
+    def erase_the_second_job_during_its_post(*args: object, **kwargs: object) -> int:
+        if len(notifier.posts) == 1:  # its event goes with it: recording the POST fails
+            with engine_ctx.database.session() as session:
+                session.execute(delete(Job).where(Job.id == job_ids[1]))
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    notifier.post = erase_the_second_job_during_its_post  # type: ignore[method-assign]
+    assert notifications.deliver_many(engine_ctx, message) == ["delivered", "error",
+                                                               "delivered"]
+    assert [json.loads(p.body)["data"]["job_id"] for p in notifier.posts] == job_ids
+    assert [(e.job_id, e.status, e.attempts) for e in events(engine_ctx)] == [
+        (job_ids[0], "delivered", 1), (job_ids[2], "delivered", 1)]
+
+
+def test_a_messages_claim_holds_its_events_for_each_of_their_posts(
+        engine_ctx: Context, broker: InMemoryBroker, notifier: RecordingNotifier,
+        time_machine: TimeMachineFixture) -> None:
+    time_machine.move_to(utcnow(), tick=False)
+    job_ids = [enqueue_call(engine_ctx, TO, url=VOICE_URL, notify_url=HOOK) for _ in range(3)]
+    for job_id in job_ids:
+        cancel_job(engine_ctx, job_id)
+    message = list(broker.notifications)
+    leases: list[set[timedelta]] = []
+    others: list[list[str]] = []
+    original = notifier.post
+
+    def note_the_leases(*args: object, **kwargs: object) -> int:
+        leases.append({e.next_attempt_at - utcnow() for e in events(engine_ctx)})
+        # Another worker given the same message meanwhile finds every event taken.
+        others.append(notifications.deliver_many(engine_ctx, message))
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    notifier.post = note_the_leases  # type: ignore[method-assign]
+    assert notifications.deliver_many(engine_ctx, message) == ["delivered"] * 3
+    whole = timedelta(seconds=3 * notifications.lease_s(engine_ctx))
+    assert leases == [{whole}] * 3
+    assert others == [["skipped"] * 3] * 3
+    assert len(notifier.posts) == 3
 
 
 def test_relay_publishes_what_the_fast_path_missed_once_per_lease(

@@ -26,6 +26,7 @@ from worker.domain.names import (
     RECONCILE_TASK,
     RELAY_NOTIFICATIONS_TASK,
 )
+from worker.domain.notifications import NOTIFICATIONS_PER_MESSAGE
 from worker.settings import Settings
 
 # Messages per LPUSH: a batch of any size goes out in a few commands of bounded size.
@@ -81,19 +82,23 @@ class CeleryBroker:
         self._redis = redis
         self._messages = TaskMessages()
 
-    def _push(self, task: str, queue: str, ids: Sequence[str]) -> None:
-        """LPUSH several values at once: BRPOP takes them in the order given. Raises what
-        Redis raises, without retrying (the callers have a fallback)."""
-        for start in range(0, len(ids), PUSH_CHUNK):
-            self._redis.lpush(queue, *(self._messages.build(task, queue, args=(one,))
-                                       for one in ids[start:start + PUSH_CHUNK]))
+    def _push(self, task: str, queue: str, messages_args: Sequence[tuple[str, ...]]) -> None:
+        """A message of `task` for each tuple of arguments, several per LPUSH: BRPOP takes
+        them in the order given. Raises what Redis raises, without retrying (the callers
+        have a fallback)."""
+        for start in range(0, len(messages_args), PUSH_CHUNK):
+            self._redis.lpush(queue, *(self._messages.build(task, queue, args=args)
+                                       for args in messages_args[start:start + PUSH_CHUNK]))
 
     def publish_place_calls(self, job_ids: Sequence[str]) -> None:
-        self._push(PLACE_CALL_TASK, DIAL_QUEUE, job_ids)
+        self._push(PLACE_CALL_TASK, DIAL_QUEUE, [(job_id,) for job_id in job_ids])
 
     def dial_queue_length(self) -> int:
         # kombu's Redis transport keeps a queue's waiting messages in a list of its name.
         return int(self._redis.llen(DIAL_QUEUE))
 
     def publish_notifications(self, notification_ids: Sequence[str]) -> None:
-        self._push(DELIVER_NOTIFICATION_TASK, NOTIFY_QUEUE, notification_ids)
+        """A message per NOTIFICATIONS_PER_MESSAGE events."""
+        self._push(DELIVER_NOTIFICATION_TASK, NOTIFY_QUEUE, [
+            tuple(notification_ids[start:start + NOTIFICATIONS_PER_MESSAGE])
+            for start in range(0, len(notification_ids), NOTIFICATIONS_PER_MESSAGE)])

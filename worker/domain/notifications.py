@@ -34,6 +34,11 @@ RETRY_JITTER = 0.1  # up to +10%, so receivers that failed together do not come 
 SIGNING_SECRET_PREFIX = "whsec_"
 # A 410 Gone says the endpoint is gone for good: no retry.
 GONE = 410
+# Events one deliver_notification message carries: Celery's cost per task is most of an
+# event's, and a message of a few events still spreads a burst over every worker process.
+# Its events are POSTed one after another, so the message's claim holds them all for this
+# many POSTs' leases: a worker that dies midway leaves them to the relay that much later.
+NOTIFICATIONS_PER_MESSAGE = 20
 
 
 def retry_delay(failures: int, delays: Sequence[int] = RETRY_DELAYS_S,

@@ -24,7 +24,8 @@ class Broker(Protocol):
         """Messages waiting in the dial queue."""
 
     def publish_notifications(self, notification_ids: Sequence[str]) -> None:
-        """Publish one deliver_notification message per event; raise if the broker refuses."""
+        """Publish deliver_notification messages carrying these events, each a few; raise
+        if the broker refuses."""
 
 
 class Calls(Protocol):

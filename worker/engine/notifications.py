@@ -3,8 +3,9 @@ transaction that makes a job final (the database is the outbox) and delivered by
 task on their own queue, so a slow receiver never holds up dialing.
 
 Delivery is at least once: the event id is stable, and receivers deduplicate on it (the
-`webhook-id` header). A delivery claims its row by compare-and-set, pushing next_attempt_at
-forward by a lease, so two workers never POST the same event at once; failures wait in the
+`webhook-id` header). A delivery claims its message's rows by compare-and-set, pushing
+next_attempt_at forward by a lease that covers each of their POSTs, so two workers never
+POST the same event at once; failures wait in the
 row (next_attempt_at), never in a Celery ETA, and the relay publishes the due ones. A
 published message leases its row too (relayed_until): the relay publishes a due event again
 only once no message for it can still be waiting, whatever else the notify queue holds.
@@ -20,7 +21,17 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, event, false, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    event,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from worker.domain.clock import utcnow
@@ -73,6 +84,9 @@ NOTIFY_EACH_ATTEMPT: ColumnElement[bool] = (
                                             false()))
 
 
+_INSERT_EVENT = insert(Notification.__table__)
+
+
 def new_event_id() -> str:
     return "msg_" + uuid.uuid4().hex
 
@@ -89,7 +103,8 @@ def job_finished(session: Session, job_ids: Iterable[str]) -> list[str]:
                                           Job.status.in_(list(FINAL_JOB_STATUSES)))
             .options(WITH_ATTEMPTS).execution_options(populate_existing=True)
         ).all()
-        made += [_store(session, job, url, NotificationType.CALL_FINISHED) for job, url in rows]
+        made += _store(session, [_event(job, url, NotificationType.CALL_FINISHED)
+                                 for job, url in rows])
     return made
 
 
@@ -104,7 +119,8 @@ def attempt_ended(session: Session, job_id: str, attempt_id: int) -> str | None:
         return None
     job, url = row
     attempt = next(a for a in job.attempt_rows if a.id == attempt_id)
-    return _store(session, job, url, NotificationType.ATTEMPT_ENDED, attempt)
+    (made,) = _store(session, [_event(job, url, NotificationType.ATTEMPT_ENDED, attempt)])
+    return made
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -146,18 +162,27 @@ def event_data(job: Job, attempt: Attempt | None = None) -> dict[str, Any]:
     return data
 
 
-def _store(session: Session, job: Job, url: str, type_: NotificationType,
-           attempt: Attempt | None = None) -> str:
+def _event(job: Job, url: str, type_: NotificationType,
+           attempt: Attempt | None = None) -> dict[str, Any]:
+    """The notifications row of one new event, due now and leased by its publish."""
     now = utcnow()
     event_id = new_event_id()
     payload = {"id": event_id, "type": type_.value, "timestamp": now.isoformat(),
                "data": event_data(job, attempt)}
-    session.execute(insert(Notification).values(
-        id=event_id, job_id=job.id, type=type_.value, url=url, payload=payload,
-        status=NotificationStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now,
-        relayed_until=now + RELAY_LEASE, api_key_id=job.api_key_id))
-    session.info.setdefault(_NEW, []).append(event_id)
-    return event_id
+    return {"id": event_id, "job_id": job.id, "type": type_.value, "url": url,
+            "payload": payload, "status": NotificationStatus.PENDING, "attempts": 0,
+            "next_attempt_at": now, "created_at": now, "relayed_until": now + RELAY_LEASE,
+            "api_key_id": job.api_key_id}
+
+
+def _store(session: Session, events: list[dict[str, Any]]) -> list[str]:
+    """Insert the events in one statement on the Session's connection (a bulk cancel makes
+    a thousand per transaction) and note them for publish_after_commit; their ids."""
+    if events:
+        session.connection().execute(_INSERT_EVENT, events)
+    ids = [e["id"] for e in events]
+    session.info.setdefault(_NEW, []).extend(ids)
+    return ids
 
 
 @event.listens_for(Session, "after_rollback")
@@ -219,36 +244,75 @@ def relay(ctx: Context) -> int:
 
 
 def lease_s(ctx: Context) -> float:
-    """How long a delivery holds its event: the POST's timeout and room to record it."""
+    """How long a delivery holds each event of its message: the POST's timeouts (connect
+    and read) and room to record it."""
     return 2 * ctx.settings.notify_timeout + 30
+
+
+# The delivery's statements, built once: on a connection they cost a fraction of the ORM
+# Session's execution path, and they run for every event.
+_N = Notification.__table__.c
+_CLAIM = (update(Notification.__table__)
+          .where(_N.id.in_(bindparam("ids", expanding=True)),
+                 _N.status == NotificationStatus.PENDING,
+                 _N.next_attempt_at <= bindparam("now"))
+          # The message is taken: past this lease, the relay may publish the events again.
+          .values(next_attempt_at=bindparam("lease_until"), relayed_until=None)
+          .returning(_N.id, _N.url, _N.payload, _N.attempts, _N.job_id, _N.api_key_id))
+_TRY = insert(NotificationAttempt.__table__).values(
+    notification_id=bindparam("notification_id"), attempted_at=bindparam("now"),
+    status_code=bindparam("status_code"), latency_ms=bindparam("latency_ms"),
+    error=bindparam("error"))
+# Only while our lease holds: past it, another delivery owns the row.
+_MINE = (update(Notification.__table__)
+         .where(_N.id == bindparam("notification_id"),
+                _N.status == NotificationStatus.PENDING,
+                _N.next_attempt_at == bindparam("lease_until"))
+         .values(attempts=bindparam("tries"), last_status_code=bindparam("status_code"),
+                 last_error=bindparam("error")))
+_OUTCOMES = {"delivered": _MINE.values(status=NotificationStatus.DELIVERED,
+                                       delivered_at=bindparam("now")),
+             "retry": _MINE.values(next_attempt_at=bindparam("retry_at")),
+             "gave_up": _MINE.values(status=NotificationStatus.GAVE_UP)}
 
 
 def deliver(ctx: Context, notification_id: str) -> str:
     """POST one event; what happened: 'delivered', 'retry', 'gave_up' or 'skipped' (not
     pending, not due, or another worker holds it)."""
+    (outcome,) = deliver_many(ctx, [notification_id])
+    return outcome
+
+
+def deliver_many(ctx: Context, notification_ids: Sequence[str]) -> list[str]:
+    """POST each of these events in turn (one message carries several: Celery's cost per
+    task is most of an event's); what happened to each, as deliver says, or 'error' for
+    one whose delivery could not be recorded (it is left to the relay).
+
+    One claim and one transaction recording them all, not two per event: on PostgreSQL
+    each commit waits for the disk. The claim's lease covers every POST of the message.
+    """
     secret = ctx.settings.notify_secret
     if secret is None:
-        log.warning("notification %s not sent: DIALER_NOTIFY_SECRET is not set",
-                    notification_id)
-        return "skipped"
+        log.warning("notifications %s not sent: DIALER_NOTIFY_SECRET is not set",
+                    ", ".join(notification_ids))
+        return ["skipped"] * len(notification_ids)
     now = utcnow()
-    lease_until = now + timedelta(seconds=lease_s(ctx))
-    with ctx.database.session() as session:
-        claimed = session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id,
-                   Notification.status == NotificationStatus.PENDING,
-                   Notification.next_attempt_at <= now)
-            # The message is taken: past this lease, the relay may publish the event again.
-            .values(next_attempt_at=lease_until, relayed_until=None)
-            .returning(Notification.url, Notification.payload, Notification.attempts,
-                       Notification.job_id, Notification.api_key_id)).one_or_none()
-    if claimed is None:
-        return "skipped"
+    lease_until = now + timedelta(seconds=lease_s(ctx) * len(notification_ids))
+    with ctx.database.transaction() as connection:
+        claimed = {row.id: row for row in connection.execute(
+            _CLAIM, {"ids": list(notification_ids), "now": now, "lease_until": lease_until})}
+    records = [_post(ctx, secret, claimed[n], lease_until)
+               for n in notification_ids if n in claimed]
+    outcomes = dict(_record(ctx, records))
+    return [outcomes.get(n, "skipped") for n in notification_ids]
+
+
+def _post(ctx: Context, secret: bytes, claimed: Any, lease_until: datetime) -> dict[str, Any]:
+    """Sign and POST one claimed event; what its record needs."""
     key = (secret if claimed.api_key_id is None
            else api_key_signing_key(secret, claimed.api_key_id))
     body = json.dumps(claimed.payload, separators=(",", ":")).encode()
-    headers = signed_headers(key, notification_id, int(time.time()), body)
+    headers = signed_headers(key, claimed.id, int(time.time()), body)
     started = time.monotonic()
     status_code: int | None = None
     error: str | None = None
@@ -256,44 +320,57 @@ def deliver(ctx: Context, notification_id: str) -> str:
         status_code = ctx.notifier.post(claimed.url, body, headers, ctx.settings.notify_timeout)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
-    latency_ms = round((time.monotonic() - started) * 1000)
-    return _record(ctx, notification_id, claimed, lease_until, status_code, error, latency_ms)
-
-
-def _record(ctx: Context, notification_id: str, claimed: Any, lease_until: Any,
-            status_code: int | None, error: str | None, latency_ms: int) -> str:
     now = utcnow()
     attempts = claimed.attempts + 1
-    values: dict[str, Any] = {"attempts": attempts, "last_status_code": status_code,
-                              "last_error": error}
+    record: dict[str, Any] = {
+        "notification_id": claimed.id, "job_id": claimed.job_id, "now": now,
+        "lease_until": lease_until, "tries": attempts, "status_code": status_code,
+        "latency_ms": round((time.monotonic() - started) * 1000), "error": error}
     if is_success(status_code):
-        outcome = "delivered"
-        values.update(status=NotificationStatus.DELIVERED, delivered_at=now, last_error=None)
+        record["outcome"] = "delivered"
+        return record
+    if error is None:
+        record["error"] = f"HTTP {status_code}"
+    delay = (None if status_code == GONE
+             else retry_delay(attempts, ctx.settings.notify_retry_delays))
+    if delay is None:
+        record["outcome"] = "gave_up"
     else:
-        if error is None:
-            error = values["last_error"] = f"HTTP {status_code}"
-        delay = (None if status_code == GONE
-                 else retry_delay(attempts, ctx.settings.notify_retry_delays))
-        if delay is None:
-            outcome = "gave_up"
-            values.update(status=NotificationStatus.GAVE_UP)
-        else:
-            outcome = "retry"
-            values.update(next_attempt_at=now + timedelta(seconds=delay))
-    with ctx.database.session() as session:
-        session.execute(insert(NotificationAttempt).values(
-            notification_id=notification_id, attempted_at=now, status_code=status_code,
-            latency_ms=latency_ms, error=error))
-        # Only while our lease holds: past it, another delivery owns the row.
-        session.execute(update(Notification).where(
-            Notification.id == notification_id,
-            Notification.status == NotificationStatus.PENDING,
-            Notification.next_attempt_at == lease_until).values(**values))
-    log_level = logging.INFO if outcome == "delivered" else logging.WARNING
-    log.log(log_level, "notification %s of job %s: %s after try %d (%s, %d ms)",
-            notification_id, claimed.job_id, outcome, attempts,
-            status_code if status_code is not None else error, latency_ms)
-    return outcome
+        record["outcome"] = "retry"
+        record["retry_at"] = now + timedelta(seconds=delay)
+    return record
+
+
+def _record(ctx: Context, records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Store each POST and its outcome, all in one transaction; should that fail, each in
+    its own, so one event that cannot be recorded (its job erased meanwhile) holds up no
+    other. (notification id, outcome) of each."""
+    if not records:
+        return []
+    try:
+        _store_records(ctx, records)
+    except Exception:
+        if len(records) == 1:
+            log.exception("notification %s: its delivery could not be recorded; the relay "
+                          "publishes it again", records[0]["notification_id"])
+            return [(records[0]["notification_id"], "error")]
+        return [done for record in records for done in _record(ctx, [record])]
+    for r in records:
+        log.log(logging.INFO if r["outcome"] == "delivered" else logging.WARNING,
+                "notification %s of job %s: %s after try %d (%s, %d ms)",
+                r["notification_id"], r["job_id"], r["outcome"], r["tries"],
+                r["status_code"] if r["status_code"] is not None else r["error"],
+                r["latency_ms"])
+    return [(r["notification_id"], r["outcome"]) for r in records]
+
+
+def _store_records(ctx: Context, records: list[dict[str, Any]]) -> None:
+    with ctx.database.transaction() as connection:
+        connection.execute(_TRY, records)
+        for outcome, statement in _OUTCOMES.items():
+            rows = [r for r in records if r["outcome"] == outcome]
+            if rows:
+                connection.execute(statement, rows)
 
 
 def retry_given_up(ctx: Context, *, job_id: str | None = None) -> int:
