@@ -10,7 +10,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from time_machine import TimeMachineFixture
 from twilio.base.exceptions import TwilioRestException
@@ -392,6 +392,29 @@ def test_one_message_delivers_each_of_its_events_though_one_of_them_raises(
     assert [json.loads(p.body)["data"]["job_id"] for p in notifier.posts] == job_ids
     assert [(e.job_id, e.status, e.attempts) for e in events(engine_ctx)] == [
         (job_ids[0], "delivered", 1), (job_ids[2], "delivered", 1)]
+
+
+def test_recording_a_delivery_sets_only_the_columns_its_outcome_changes(
+        engine_ctx: Context, broker: InMemoryBroker, notifier: RecordingNotifier) -> None:
+    job_ids = [enqueue_call(engine_ctx, TO, url=VOICE_URL, notify_url=HOOK) for _ in range(3)]
+    for job_id in job_ids:
+        cancel_job(engine_ctx, job_id)
+    notifier.answers.extend([200, 500, 410])
+    updates: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("UPDATE notifications SET"):
+            updates.append(statement.split(" WHERE ")[0])
+
+    event.listen(engine_ctx.database.engine, "before_cursor_execute", seen)
+    try:
+        assert notifications.deliver_many(engine_ctx, list(broker.notifications)) == [
+            "delivered", "retry", "gave_up"]
+    finally:
+        event.remove(engine_ctx.database.engine, "before_cursor_execute", seen)
+    recorded = [u for u in updates if "attempts=" in u]
+    assert len(recorded) == 3
+    assert not [u for u in recorded if "job_id" in u]
 
 
 def test_a_messages_claim_holds_its_events_for_each_of_their_posts(

@@ -322,8 +322,10 @@ def _post(ctx: Context, secret: bytes, claimed: Any, lease_until: datetime) -> d
         error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
     now = utcnow()
     attempts = claimed.attempts + 1
+    # No key may name a column of the notifications table the statements leave alone: Core
+    # adds to an UPDATE's SET every column its parameters name.
     record: dict[str, Any] = {
-        "notification_id": claimed.id, "job_id": claimed.job_id, "now": now,
+        "notification_id": claimed.id, "job": claimed.job_id, "now": now,
         "lease_until": lease_until, "tries": attempts, "status_code": status_code,
         "latency_ms": round((time.monotonic() - started) * 1000), "error": error}
     if is_success(status_code):
@@ -358,7 +360,7 @@ def _record(ctx: Context, records: list[dict[str, Any]]) -> list[tuple[str, str]
     for r in records:
         log.log(logging.INFO if r["outcome"] == "delivered" else logging.WARNING,
                 "notification %s of job %s: %s after try %d (%s, %d ms)",
-                r["notification_id"], r["job_id"], r["outcome"], r["tries"],
+                r["notification_id"], r["job"], r["outcome"], r["tries"],
                 r["status_code"] if r["status_code"] is not None else r["error"],
                 r["latency_ms"])
     return [(r["notification_id"], r["outcome"]) for r in records]
