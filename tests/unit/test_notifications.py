@@ -62,8 +62,8 @@ def dial_one(ctx: Context, broker: InMemoryBroker, twilio: FakeTwilio) -> str:
 
 
 def deliver_all(ctx: Context, broker: InMemoryBroker) -> list[str]:
-    return [notifications.deliver(ctx, broker.notifications.popleft())
-            for _ in range(len(broker.notifications))]
+    return [outcome for _ in range(len(broker.notifications))
+            for outcome in notifications.deliver_many(ctx, [broker.notifications.popleft()])]
 
 
 # --- events: once per final job, on every path -------------------------------------------
@@ -362,14 +362,14 @@ def test_the_lease_prevents_a_second_delivery(
     original = notifier.post
 
     def post_while_another_delivers(*args: object, **kwargs: object) -> int:
-        outcomes.append(notifications.deliver(engine_ctx, event_id))
+        outcomes.extend(notifications.deliver_many(engine_ctx, [event_id]))
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
     notifier.post = post_while_another_delivers  # type: ignore[method-assign]
-    outcomes.append(notifications.deliver(engine_ctx, event_id))
+    outcomes.extend(notifications.deliver_many(engine_ctx, [event_id]))
     assert outcomes == ["skipped", "delivered"]
     assert len(notifier.posts) == 1
-    assert notifications.deliver(engine_ctx, event_id) == "skipped"  # delivered already
+    assert notifications.deliver_many(engine_ctx, [event_id]) == ["skipped"]  # delivered
 
 
 def test_one_message_delivers_each_of_its_events_though_one_of_them_raises(

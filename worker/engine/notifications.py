@@ -276,17 +276,11 @@ _OUTCOMES = {"delivered": _MINE.values(status=NotificationStatus.DELIVERED,
              "gave_up": _MINE.values(status=NotificationStatus.GAVE_UP)}
 
 
-def deliver(ctx: Context, notification_id: str) -> str:
-    """POST one event; what happened: 'delivered', 'retry', 'gave_up' or 'skipped' (not
-    pending, not due, or another worker holds it)."""
-    (outcome,) = deliver_many(ctx, [notification_id])
-    return outcome
-
-
 def deliver_many(ctx: Context, notification_ids: Sequence[str]) -> list[str]:
     """POST each of these events in turn (one message carries several: Celery's cost per
-    task is most of an event's); what happened to each, as deliver says, or 'error' for
-    one whose delivery could not be recorded (it is left to the relay).
+    task is most of an event's); what happened to each: 'delivered', 'retry', 'gave_up',
+    'skipped' (not pending, not due, or another worker holds it), or 'error' for one whose
+    delivery could not be recorded (it is left to the relay).
 
     One claim and one transaction recording them all, not two per event: on PostgreSQL
     each commit waits for the disk. The claim's lease covers every POST of the message.
