@@ -340,7 +340,7 @@ def _record_created(ctx: Context, claimed: Claimed, call: Any) -> None:
     status = str(call.status)
     with ctx.database.transaction() as connection:
         # `queued`, not the answer's status: a terminal one written here would bypass
-        # apply_event, so the job would never be decided (and no longer look silent).
+        # apply_event, so the job would never be decided (nor look silent to the reconciler).
         recorded = connection.execute(_RECORD_SID, {"attempt_id": claimed.attempt_id,
                                                     "call_sid": call.sid}).rowcount
         job_status, orphaned = connection.execute(_AFTER_CREATE, {
