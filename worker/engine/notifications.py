@@ -5,10 +5,10 @@ task on their own queue, so a slow receiver never holds up dialing.
 Delivery is at least once: the event id is stable, and receivers deduplicate on it (the
 `webhook-id` header). A delivery claims its message's rows by compare-and-set, pushing
 next_attempt_at forward by a lease that covers each of their POSTs, so two workers never
-POST the same event at once; failures wait in the
-row (next_attempt_at), never in a Celery ETA, and the relay publishes the due ones. A
-published message leases its row too (relayed_until): the relay publishes a due event again
-only once no message for it can still be waiting, whatever else the notify queue holds.
+POST the same event at once; failures wait in the row (next_attempt_at), never in a Celery
+ETA, and the relay publishes the due ones. A published message leases its row too
+(relayed_until): the relay publishes a due event again only once that lease has passed (a
+message not taken by then counts as lost), whatever else the notify queue holds.
 """
 
 from __future__ import annotations
