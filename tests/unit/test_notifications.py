@@ -10,7 +10,8 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy import event as sql_event
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from time_machine import TimeMachineFixture
 from twilio.base.exceptions import TwilioRestException
@@ -408,12 +409,12 @@ def test_recording_a_delivery_sets_only_the_columns_its_outcome_changes(
         if statement.startswith("UPDATE notifications SET"):
             updates.append(statement.split(" WHERE ")[0])
 
-    event.listen(engine_ctx.database.engine, "before_cursor_execute", seen)
+    sql_event.listen(engine_ctx.database.engine, "before_cursor_execute", seen)
     try:
         assert notifications.deliver_many(engine_ctx, list(broker.notifications)) == [
             "delivered", "retry", "gave_up"]
     finally:
-        event.remove(engine_ctx.database.engine, "before_cursor_execute", seen)
+        sql_event.remove(engine_ctx.database.engine, "before_cursor_execute", seen)
     recorded = [u for u in updates if "attempts=" in u]
     assert len(recorded) == 3
     assert not [u for u in recorded if "job_id" in u]
