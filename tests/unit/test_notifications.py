@@ -8,6 +8,7 @@ import base64
 import dataclasses
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, select, update
@@ -38,6 +39,7 @@ from worker.producer.dnc import add_do_not_call
 from worker.producer.jobs import cancel_job, enqueue, enqueue_call
 from worker.producer.notifications import job_notifications, retry_notifications
 from worker.settings import Settings, SettingsError
+from worker.store.database import Database
 from worker.store.models import Job, Notification, NotificationAttempt
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -481,6 +483,16 @@ def test_relay_publishes_a_lost_event_while_the_queue_holds_others(
     assert sorted(relayed) == sorted(e.id for e in events(engine_ctx)
                                      if e.job_id in (lost, leased))
     assert notifications.relay(engine_ctx) == 0  # relayed a moment ago: not again
+
+
+def test_a_refused_publish_raises_nothing_when_the_leases_cannot_be_given_back(
+        engine_ctx: Context, broker: InMemoryBroker, tmp_path: Path) -> None:
+    # It runs after its transaction committed: the caller must not see that work fail.
+    unreachable = dataclasses.replace(
+        engine_ctx, database=Database(f"sqlite:///{tmp_path / 'missing' / 'dialer.db'}"))
+    broker.fail_next()
+    notifications.publish(unreachable, ["msg_" + "0" * 32])
+    assert not broker.notifications
 
 
 def test_two_relays_never_publish_one_event_twice_within_a_lease(

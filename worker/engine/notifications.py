@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from worker.domain.clock import utcnow
@@ -198,7 +199,11 @@ def publish_after_commit(ctx: Context, session: Session) -> None:
 
 def publish(ctx: Context, ids: Sequence[str]) -> None:
     """Publish leased events; if the broker refuses, give their leases back, so the next
-    relay run publishes them rather than the one after the lease."""
+    relay run publishes them rather than the one after the lease.
+
+    Never raises: it runs after its transaction committed, whose caller must not take the
+    committed work for failed. Leases the database cannot give back just run out.
+    """
     if not ids:
         return
     try:
@@ -206,11 +211,15 @@ def publish(ctx: Context, ids: Sequence[str]) -> None:
     except Exception as exc:
         log.warning("could not publish %d notification(s) (%s: %s); the relay will",
                     len(ids), type(exc).__name__, exc)
-        with ctx.database.session() as session:
-            for chunk in in_chunks(list(ids)):
-                session.execute(update(Notification).where(Notification.id.in_(chunk))
-                                .values(relayed_until=None)
-                                .execution_options(synchronize_session=False))
+        try:
+            with ctx.database.session() as session:
+                for chunk in in_chunks(list(ids)):
+                    session.execute(update(Notification).where(Notification.id.in_(chunk))
+                                    .values(relayed_until=None)
+                                    .execution_options(synchronize_session=False))
+        except SQLAlchemyError as db_exc:
+            log.warning("could not give back the leases of %d notification(s) (%s); the "
+                        "relay publishes them once the leases pass", len(ids), db_exc)
 
 
 def _relayable(now: datetime) -> list[ColumnElement[bool]]:
