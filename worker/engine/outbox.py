@@ -26,7 +26,7 @@ def publish_place_calls(ctx: Context, job_ids: Sequence[str]) -> None:
     try:
         ctx.broker.publish_place_calls(job_ids)
     except Exception as exc:
-        # Which messages a failed pipeline delivered is unknown: hand them all to the
+        # Which of the batch's LPUSHes went through is unknown: hand them all to the
         # dispatcher. A delivered one is then dropped by the claim (it wants `queued`).
         # One line, no traceback: the jobs are stored, the caller has nothing to fix.
         log.warning("could not publish %d job(s) (%s: %s); the dispatcher will",
