@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from time_machine import TimeMachineFixture
@@ -24,9 +25,11 @@ from worker.domain.clock import utcnow
 from worker.engine.context import Context
 from worker.engine.dialing import claim, dial, record_created
 from worker.engine.dispatch import dispatch_due
+from worker.engine.outbox import publish_place_calls
 from worker.engine.status import handle_status
 from worker.producer.dnc import add_do_not_call
 from worker.producer.jobs import cancel_job, enqueue_call, get_job
+from worker.store.database import Database
 from worker.store.models import Job
 
 
@@ -57,6 +60,16 @@ def test_broker_failure_leaves_the_job_for_the_dispatcher(
     assert dispatch_due(engine_ctx) == 1
     assert broker.drain() == [job_id]
     assert job(engine_ctx, job_id).status == "queued"
+
+
+def test_a_refused_publish_raises_nothing_when_the_jobs_cannot_be_handed_back(
+        engine_ctx: Context, broker: InMemoryBroker, tmp_path: Path) -> None:
+    # It runs after the jobs' transaction committed: the caller must not see them fail.
+    unreachable = dataclasses.replace(
+        engine_ctx, database=Database(f"sqlite:///{tmp_path / 'missing' / 'dialer.db'}"))
+    broker.fail_next()
+    publish_place_calls(unreachable, ["0" * 32])
+    assert broker.published == []
 
 
 def test_dispatcher_republishes_a_stale_queued_job_only_once_the_dial_queue_is_empty(

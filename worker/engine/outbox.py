@@ -31,7 +31,15 @@ def publish_place_calls(ctx: Context, job_ids: Sequence[str]) -> None:
         # One line, no traceback: the jobs are stored, the caller has nothing to fix.
         log.warning("could not publish %d job(s) (%s: %s); the dispatcher will",
                     len(job_ids), type(exc).__name__, exc)
-        with ctx.database.session() as session:
-            for chunk in in_chunks(job_ids):
-                session.execute(update(Job).where(Job.id.in_(chunk), Job.status == JobStatus.QUEUED)
-                                .values(status=JobStatus.SCHEDULED, queued_at=None))
+        try:
+            with ctx.database.session() as session:
+                for chunk in in_chunks(job_ids):
+                    session.execute(update(Job).where(Job.id.in_(chunk),
+                                                      Job.status == JobStatus.QUEUED)
+                                    .values(status=JobStatus.SCHEDULED, queued_at=None))
+        except Exception as db_exc:
+            # The caller's jobs are stored: left `queued`, the dispatcher republishes them
+            # once they are stale and the dial queue is empty.
+            log.warning("could not hand %d job(s) to the dispatcher (%s: %s); they are "
+                        "published again once stale", len(job_ids), type(db_exc).__name__,
+                        db_exc)
