@@ -2,6 +2,7 @@
 
     python -m bench.ceiling [--backends sqlite,postgresql] [--rates auto | 10,20,40]
                             [--duration 30] [--warmup 10] [--concurrency 4] [--profile]
+                            [--baseline-tasks 20000 | --no-baseline]
 
 For each backend and offered rate: a fresh database, Redis flushed, and every process
 real and separate: the simulator (`python -m simulator`, its own process so its CPU is
@@ -28,6 +29,14 @@ then up by a quarter after a sustained rate and halfway back after one that was 
 until the highest sustained and the lowest unsustained rate are within 15 % (or
 --max-steps). A list of rates is walked in order instead, stopping at the first rate not
 sustained. Prints a table and writes bench/results/ceiling.json.
+
+Once per run, before the steps, a baseline in the same conditions: a worker started as
+the ceiling's (the same argv, -c and broker settings) but on bench/noop_app.py, whose
+only task does nothing, drains --baseline-tasks messages pushed at once as the dialer
+publishes (TaskMessages, LPUSH onto the dial queue). Its tasks/s and worker CPU per task
+are what Celery alone costs per message on this machine; each step's CPU per call is also
+given in those units ("a call costs X no-op tasks of CPU"), a ratio that moves less with
+the machine than milliseconds do. --no-baseline skips it.
 """
 
 from __future__ import annotations
@@ -49,19 +58,25 @@ import redis
 from sqlalchemy import case, func, insert, select
 
 from bench.common import (
+    ROOT,
     Servers,
     add_run_options,
     exit_cleanly_on_sigterm,
     machine,
     point_producer_at,
+    poll_until,
     print_table,
     servers,
     wait_for_quiet,
     write_results,
 )
+from bench.noop_app import NOOP_TASK
 from bench.procstats import Profiler, Tracked, machine_ticks, print_hot_spots, self_cpu_s
 from harness.stack import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN, Stack, clean_environ
-from worker.demo.processes import Process, free_port, wait_port
+from worker.adapters.broker import PUSH_CHUNK
+from worker.adapters.task_messages import TaskMessages
+from worker.demo.processes import Process, free_port, wait_port, worker_argv
+from worker.domain.names import DIAL_QUEUE
 from worker.domain.statuses import FINAL_JOB_STATUSES, JobStatus
 from worker.engine.context import Context
 from worker.store.database import upgrade
@@ -81,6 +96,11 @@ TAIL_S = 2 * SAMPLE_EVERY_S
 PROBE_RATE = 10.0
 PREDICT_BUSY = 0.9  # share of the machine's cores the first guess may fill
 CLOSE_ENOUGH = 1.15  # auto search ends when lowest unsustained / highest sustained <= this
+NOOP_APP = "bench.noop_app"
+# kombu's Redis transport holds a delivered, not yet acknowledged message in this hash.
+UNACKED_KEY = "unacked"
+SUCCEEDED_LOG = "] succeeded in "  # Celery's INFO line for every task that returned
+BASELINE_TIMEOUT_S = 300.0
 
 
 @dataclass
@@ -202,6 +222,90 @@ def drain(ctx: Context, count: int, deadline: float) -> None:
     while (sum(job_counts(ctx)[s] for s in FINAL_JOB_STATUSES) < count
            and time.monotonic() < deadline):
         time.sleep(0.5)  # polling the database: nothing signals a job's end to this process
+
+
+def baseline(started: Servers, args: argparse.Namespace) -> dict[str, Any]:
+    """The no-op worker's tasks/s and CPU per task (see the module's docstring).
+
+    The messages are built before the clock starts and pushed once the worker is ready:
+    the push takes a small part of the drain, so the queue does not run dry before the
+    end. The drain ends when the queue and kombu's unacknowledged set are empty and the
+    worker has logged every task as succeeded.
+    """
+    client = redis.Redis.from_url(started.redis.url)
+    client.flushall()
+    load = round(os.getloadavg()[0], 2)
+    workdir = started.workdir / "baseline"
+    workdir.mkdir()
+    # The run's directory is the worker's: `bench` is importable from the checkout only.
+    env = {**clean_environ(), "PYTHONUNBUFFERED": "1", "DIALER_REDIS_URL": started.redis.url,
+           "PYTHONPATH": str(ROOT)}
+    argv = worker_argv("noop", args.concurrency)
+    argv[argv.index("-A") + 1] = NOOP_APP
+    messages = TaskMessages()
+    bodies = [messages.build(NOOP_TASK, DIAL_QUEUE, args=(uuid.uuid4().hex,))
+              for _ in range(args.baseline_tasks)]
+    worker = Process("noop-worker", argv, env, workdir)
+    try:
+        worker.wait_for_log(" ready.", timeout=60)
+        assert started.redis.proc is not None
+        tracked = {"worker": Tracked("worker", worker.proc.pid),
+                   "redis": Tracked("redis", started.redis.proc.pid)}
+        for t in tracked.values():
+            t.start()
+        ticks0 = machine_ticks()
+        began = time.monotonic()
+        for start in range(0, len(bodies), PUSH_CHUNK):
+            client.lpush(DIAL_QUEUE, *bodies[start:start + PUSH_CHUNK])
+        pushed_s = time.monotonic() - began
+
+        def drained() -> bool:
+            # The log is read only once Redis holds nothing more: a cheap test first.
+            return (not client.llen(DIAL_QUEUE) and not client.hlen(UNACKED_KEY)
+                    and worker.log().count(SUCCEEDED_LOG) >= len(bodies))
+
+        complete = poll_until(drained, BASELINE_TIMEOUT_S)
+        elapsed = time.monotonic() - began
+        cpu = {name: t.sample() for name, t in tracked.items()}
+        busy, total = (a - b for a, b in zip(machine_ticks(), ticks0, strict=True))
+        done = worker.log().count(SUCCEEDED_LOG)
+    finally:
+        worker.stop()
+
+    def per_task(seconds: float) -> float | None:
+        return round(1000 * seconds / done, 3) if done else None
+
+    return {
+        "task": NOOP_TASK, "tasks": len(bodies), "succeeded": done, "complete": complete,
+        "push_s": round(pushed_s, 2), "drain_s": round(elapsed, 2),
+        "tasks_per_s": round(done / elapsed, 1),
+        "cpu_ms_per_task": per_task(cpu["worker"]),
+        "cpu_ms_per_task_redis": per_task(cpu["redis"]),
+        "cpu_cores_busy": {name: round(s / elapsed, 2) for name, s in cpu.items()},
+        "machine_busy_pct": round(100 * busy / total, 1) if total else None,
+        "peak_rss_mb": {role: round(kb / 1024, 1)
+                        for role, kb in tracked["worker"].peak_rss_kb.items()},
+        "processes": tracked["worker"].processes,
+        "worker_argv": argv[1:], "worker_concurrency": args.concurrency,
+        "load_1m_at_start": load, "load_1m_at_end": round(os.getloadavg()[0], 2),
+    }
+
+
+def report_baseline(base: dict[str, Any]) -> None:
+    """The baseline's line, printed before the steps."""
+    print(f"  {base['succeeded']}/{base['tasks']} no-op tasks in {base['drain_s']} s: "
+          f"{base['tasks_per_s']} tasks/s, worker {base['cpu_ms_per_task']} CPU ms/task "
+          f"(redis {base['cpu_ms_per_task_redis']}), cores busy {base['cpu_cores_busy']}, "
+          f"machine {base['machine_busy_pct']}% busy, load {base['load_1m_at_start']}"
+          + ("" if base["complete"] else " (NOT drained in time)"), flush=True)
+
+
+def in_noop_tasks(step: dict[str, Any], base: dict[str, Any] | None) -> float | None:
+    """Ours CPU per call over the no-op worker's CPU per task: how many Celery tasks that do
+    nothing a call costs."""
+    if base is None or not base["cpu_ms_per_task"] or step["cpu_ms_per_call_ours"] is None:
+        return None
+    return round(step["cpu_ms_per_call_ours"] / base["cpu_ms_per_task"], 1)
 
 
 def run_step(started: Servers, backend: str, rate: float, args: argparse.Namespace,
@@ -336,9 +440,10 @@ def next_rate(steps: list[dict[str, Any]], args: argparse.Namespace) -> float | 
 
 
 def table(steps: list[dict[str, Any]]) -> None:
-    """The printed table, the goal beside each row."""
+    """The printed table, the goal beside each row, and ours CPU per call in no-op tasks."""
     headers = ["backend", "offered/s", "finished/s", "sustained", "goal", "backlog start->end",
-               "ours CPU ms/call", "worker", "webhook", "beat", "redis", "postgres",
+               "ours CPU ms/call", "= no-op tasks", "worker", "webhook", "beat", "redis",
+               "postgres",
                "simulator", "cores busy (ours)", "machine busy %",
                "peak RSS MB worker main/child", "webhook main/child", "beat", "load 1m"]
     rows = []
@@ -350,7 +455,8 @@ def table(steps: list[dict[str, Any]]) -> None:
             "yes" if s["sustained"] else ("NO (stopped early)" if s["gave_up_early"] else "NO"),
             f">= {GOAL_CALLS_PER_S}/s",
             f"{s['backlog_at_window_start']}->{s['backlog_at_end']}",
-            f"{s['cpu_ms_per_call_ours']}", f"{per.get('worker')}", f"{per.get('webhook')}",
+            f"{s['cpu_ms_per_call_ours']}", f"{s.get('cpu_in_noop_tasks', '-')}",
+            f"{per.get('worker')}", f"{per.get('webhook')}",
             f"{per.get('beat')}", f"{per.get('redis')}", f"{per.get('postgresql', '-')}",
             f"{per.get('simulator')}", f"{s['cpu_cores_busy']['ours']}",
             f"{s['machine_busy_pct']}",
@@ -366,7 +472,8 @@ def report_step(step: dict[str, Any]) -> None:
     """One line per step as it ends (and the profile headline with --profile)."""
     print(f"  finished {step['finished_per_s']}/s, backlog "
           f"{step['backlog_at_window_start']}->{step['backlog_at_end']}, "
-          f"ours {step['cpu_ms_per_call_ours']} CPU ms/call (all {step['cpu_ms_per_call_all']}), "
+          f"ours {step['cpu_ms_per_call_ours']} CPU ms/call (all {step['cpu_ms_per_call_all']}; "
+          f"= {step.get('cpu_in_noop_tasks', '-')} no-op tasks), "
           f"cores busy {step['cpu_cores_busy']}, machine {step['machine_busy_pct']}% busy, "
           f"{'sustained' if step['sustained'] else 'NOT sustained'}", flush=True)
     for name, spots in step.get("profile", {}).items():
@@ -374,7 +481,7 @@ def report_step(step: dict[str, Any]) -> None:
 
 
 def rates_for(backend: str, started: Servers, args: argparse.Namespace,
-              steps: list[dict[str, Any]]) -> None:
+              steps: list[dict[str, Any]], base: dict[str, Any] | None) -> None:
     """Run this backend's steps (auto search or the given ladder), appending to `steps`."""
     mine: list[dict[str, Any]] = []
     rate: float | None = PROBE_RATE if args.rates is None else args.rates[0]
@@ -386,6 +493,8 @@ def rates_for(backend: str, started: Servers, args: argparse.Namespace,
         began = time.monotonic()
         step = run_step(started, backend, rate, args, profile_to)
         step["step_wall_s"] = round(time.monotonic() - began, 1)
+        if base is not None:
+            step["cpu_in_noop_tasks"] = in_noop_tasks(step, base)
         steps.append(step)
         mine.append(step)
         report_step(step)
@@ -425,6 +534,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the worker and webhook trees during each window "
                              "(costs CPU: figures from such a run are not the reference)")
+    parser.add_argument("--baseline-tasks", type=int, default=20_000,
+                        help="no-op tasks the baseline worker drains (20000)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the no-op Celery task baseline")
     add_run_options(parser, RESULTS, max_load=True)
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -434,19 +547,26 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         parser.error("--rates is auto or a comma-separated list of calls/s")
     bad_rates = args.rates is not None and (not args.rates or any(r <= 0 for r in args.rates))
-    if (bad_rates or args.duration < MIN_WINDOW_S or args.concurrency < 1 or args.max_steps < 1):
-        parser.error(f"--rates > 0, --duration >= {MIN_WINDOW_S:g}, --concurrency >= 1 and "
-                     "--max-steps >= 1 are required")
+    if (bad_rates or args.duration < MIN_WINDOW_S or args.concurrency < 1 or args.max_steps < 1
+            or args.baseline_tasks < 1):
+        parser.error(f"--rates > 0, --duration >= {MIN_WINDOW_S:g}, --concurrency >= 1, "
+                     "--max-steps >= 1 and --baseline-tasks >= 1 are required")
     if not set(backends) <= {"sqlite", "postgresql"} or not backends:
         parser.error("--backends takes sqlite and/or postgresql")
     exit_cleanly_on_sigterm()
     steps: list[dict[str, Any]] = []
+    base: dict[str, Any] | None = None
     settings = {k: v for k, v in vars(args).items() if k != "output"}
     quiet = wait_for_quiet(args.max_load, args.quiet_timeout)
     with servers(postgres="postgresql" in backends) as started:
         try:
+            if not args.no_baseline:
+                print(f"baseline: {args.baseline_tasks} no-op Celery tasks "
+                      f"(-c {args.concurrency})", flush=True)
+                base = baseline(started, args)
+                report_baseline(base)
             for backend in backends:
-                rates_for(backend, started, args, steps)
+                rates_for(backend, started, args, steps, base)
         except KeyboardInterrupt:
             print("interrupted: writing what was measured", file=sys.stderr)
         postgresql = started.postgresql_version()
@@ -454,15 +574,24 @@ def main(argv: list[str] | None = None) -> int:
         table(steps)
     best = {b: max((s["offered_per_s"] for s in steps if s["backend"] == b and s["sustained"]),
                    default=None) for b in backends}
+    if base is not None:
+        print(f"baseline: {base['tasks_per_s']} no-op tasks/s, {base['cpu_ms_per_task']} "
+              "worker CPU ms per no-op task")
     for backend, rate in best.items():
         over = [s for s in steps if s["backend"] == backend and not s["sustained"]]
         seen = max((s["finished_per_s"] for s in over), default=None)
+        at = next((s for s in steps if s["backend"] == backend and s["offered_per_s"] == rate),
+                  None)
+        cost = at.get("cpu_in_noop_tasks") if at is not None else None
         print(f"{backend}: highest sustained rate {rate} calls/s (goal {GOAL_CALLS_PER_S})"
-              + (f"; at most {seen}/s finished when offered more" if seen else ""))
+              + (f"; at most {seen}/s finished when offered more" if seen else "")
+              + (f"; a call costs {cost} no-op tasks of CPU ({at['cpu_ms_per_call_ours']} / "
+                 f"{base['cpu_ms_per_task']} ms) at {rate:g}/s"
+                 if cost is not None and at is not None and base is not None else ""))
     write_results("ceiling", {
         "machine": machine() | {"postgresql": postgresql},
         "settings": settings, "load_before": quiet,
-        "goal_calls_per_s": GOAL_CALLS_PER_S, "highest_sustained": best,
+        "goal_calls_per_s": GOAL_CALLS_PER_S, "highest_sustained": best, "baseline": base,
         "goals_met": all(r is not None and r >= GOAL_CALLS_PER_S for r in best.values()),
         "steps": steps}, args.output, argv)
     return 0
