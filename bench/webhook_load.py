@@ -2,6 +2,7 @@
 
     python -m bench.webhook_load [--configs 2xgevent,2x4] [--rates 100,500,1000,2000]
                                  [--clients 16,64] [--duration 8] [--runs 3] [--profile]
+                                 [--no-baseline]
 
 Starts a private redis-server and the webhook exactly as `webhook_argv` runs it (gunicorn,
 gevent's worker; WORKERSxgevent, or WORKERSxTHREADS for gthread, in --configs sets the
@@ -15,7 +16,14 @@ then, so a stalled server cannot hide its queue); rates past 1.5x the capacity a
 
 Every phase checks that each 204 left exactly one message in Redis. The generator shares
 the 2 cores with gunicorn and Redis, so its own CPU share is reported beside each figure.
-Prints a table and writes bench/results/webhook_load.json.
+
+The baseline (on unless --no-baseline) is a trivial WSGI app (bench.trivial_wsgi: read the
+body, answer 204) under the same gunicorn command line, sent the same bodies by the same
+closed-loop clients and open-loop rates. Its phase runs right beside the webhook's at each
+load, in an order that alternates between runs, so both see the same machine: the ratio
+webhook/baseline of accepted/s and of CPU per request moves less with the machine's noise
+than either figure alone. Nothing is published there, so nothing is checked.
+Prints the tables and writes bench/results/webhook_load.json.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import aiohttp
 import redis
 
 from bench.common import (
+    ROOT,
     GunicornShape,
     add_run_options,
     exit_cleanly_on_sigterm,
@@ -50,7 +59,7 @@ from bench.http_load import Phase, timed_post
 from bench.procstats import Profiler, Tracked, print_hot_spots, self_cpu_s
 from harness.stack import clean_environ
 from simulator.signing import signature
-from worker.demo.processes import Process, free_port, wait_port, webhook_argv
+from worker.demo.processes import Process, free_port, stop_all, wait_port, webhook_argv
 from worker.domain.names import EVENTS_QUEUE
 
 ACCOUNT_SID = "AC" + "be" * 16
@@ -62,6 +71,10 @@ GOAL_P99_AT_PER_S = 500.0
 SKIP_PAST_CAPACITY = 1.5  # open-loop rates above this times the closed-loop best are skipped
 STATUSES = ("initiated", "ringing", "in-progress", "completed")
 REQUEST_TIMEOUT_S = 10
+BASELINE_APP = "bench.trivial_wsgi:app"
+# What each webhook phase records of its baseline phase, and the ratios webhook/baseline.
+VS_BASELINE = ("baseline_accepted_per_s", "baseline_p99_ms", "baseline_cpu_ms_per_request",
+               "accepted_ratio", "cpu_per_request_ratio")
 
 
 @dataclass(frozen=True)
@@ -142,10 +155,12 @@ async def closed_loop(url: str, items: list[Signed], clients: int, duration: flo
 
 
 def run_phase(kind: str, level: float, url: str, items: list[Signed], duration: float,
-              webhook: Tracked, broker: Tracked, queue: redis.Redis,
+              webhook: Tracked, broker: Tracked, queue: redis.Redis | None,
               profiler: Profiler | None = None) -> dict[str, Any]:
-    """One open- or closed-loop phase, with the CPU of webhook, Redis and generator."""
-    queue.delete(EVENTS_QUEUE)
+    """One open- or closed-loop phase, with the CPU of webhook, Redis and generator; without
+    a queue (the baseline, whose server is tracked as `webhook`) nothing is published."""
+    if queue is not None:
+        queue.delete(EVENTS_QUEUE)
     webhook.start()
     broker.start()
     if profiler is not None:
@@ -159,7 +174,7 @@ def run_phase(kind: str, level: float, url: str, items: list[Signed], duration: 
     gen_cpu = self_cpu_s() - cpu0
     hook_cpu, redis_cpu = webhook.sample(), broker.sample()
     hook_waited = webhook.waited_for_cpu_s()
-    published = int(queue.llen(EVENTS_QUEUE))
+    published = int(queue.llen(EVENTS_QUEUE)) if queue is not None else None
     ok = phase.statuses.get("204", 0)
     lat = phase.latencies
     return {
@@ -168,7 +183,7 @@ def run_phase(kind: str, level: float, url: str, items: list[Signed], duration: 
         "requests": sum(phase.statuses.values()),
         "statuses": phase.statuses,
         "published": published,
-        "published_matches_204": published == ok,
+        "published_matches_204": published == ok if queue is not None else None,
         "wall_s": round(wall, 2),
         "accepted_per_s": round(ok / wall, 1),
         "p50_ms": round(percentile(lat, 50) * 1000, 2),
@@ -186,11 +201,33 @@ def run_phase(kind: str, level: float, url: str, items: list[Signed], duration: 
     }
 
 
+def baseline_argv(port: int) -> list[str]:
+    """webhook_argv's gunicorn command line serving the trivial app instead of the webhook."""
+    return [*webhook_argv(port)[:-1], BASELINE_APP]
+
+
+def versus(hook: dict[str, Any], base: dict[str, Any]) -> dict[str, float | None]:
+    """The baseline phase's figures beside the webhook's, and the ratios webhook/baseline."""
+    hook_cpu, base_cpu = hook["webhook_cpu_ms_per_callback"], base["webhook_cpu_ms_per_callback"]
+    return {
+        "baseline_accepted_per_s": base["accepted_per_s"],
+        "baseline_p99_ms": base["p99_ms"],
+        "baseline_cpu_ms_per_request": base_cpu,
+        "accepted_ratio": (round(hook["accepted_per_s"] / base["accepted_per_s"], 3)
+                           if base["accepted_per_s"] else None),
+        "cpu_per_request_ratio": (round(hook_cpu / base_cpu, 2)
+                                  if hook_cpu is not None and base_cpu else None),
+    }
+
+
 def run_config(workdir: Path, redis_url: str, redis_pid: int, config: GunicornShape,
-               args: argparse.Namespace, profile_to: Path | None) -> dict[str, Any]:
+               args: argparse.Namespace, profile_to: Path | None,
+               baseline_first: bool = False) -> dict[str, Any]:
     """One gunicorn config: closed loop first (its best rate is the capacity), then the open-
     loop rates, skipping those far past capacity (they only measure a growing queue) except
-    the goal's 500/s, which is always measured."""
+    the goal's 500/s, which is always measured. With --baseline, the trivial app runs in the
+    same shape beside it, its phase next to the webhook's at every load, first when
+    `baseline_first`."""
     port = free_port()
     env = {**clean_environ(), "PYTHONUNBUFFERED": "1",
            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
@@ -198,34 +235,69 @@ def run_config(workdir: Path, redis_url: str, redis_pid: int, config: GunicornSh
     url = f"http://127.0.0.1:{port}/twilio/status"
     items = signed_callbacks(url, args.calls)  # the port is part of the signed URL
     load = round(os.getloadavg()[0], 2)
-    process = Process(f"webhook-{port}", config.apply(webhook_argv(port)), env, workdir)
+    base_port = free_port()
+    while base_port == port:
+        base_port = free_port()
+    base_url = f"http://127.0.0.1:{base_port}/twilio/status"
+    # bench is not an installed package: the path lets gunicorn import the app from workdir.
+    base_env = {**clean_environ(), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    processes = [Process(f"webhook-{port}", config.apply(webhook_argv(port)), env, workdir)]
+    if args.baseline:
+        processes.append(Process(f"baseline-{base_port}", config.apply(baseline_argv(base_port)),
+                                 base_env, workdir))
     try:
-        wait_port(process, port)
-        webhook = Tracked("webhook", process.proc.pid)
+        for process, listening in zip(processes, (port, base_port), strict=False):
+            wait_port(process, listening)
+        webhook = Tracked("webhook", processes[0].proc.pid)
+        trivial = Tracked("baseline", processes[1].proc.pid) if args.baseline else None
         broker = Tracked("redis", redis_pid)
         queue = redis.Redis.from_url(redis_url)
         asyncio.run(closed_loop(url, items, 8, 2.0))  # warm up: imports, connections, caches
-        phases = []
+        if args.baseline:
+            asyncio.run(closed_loop(base_url, items, 8, 2.0))
+        phases: list[dict[str, Any]] = []
+        baseline_phases: list[dict[str, Any]] = []
+
+        def baseline_phase(kind: str, level: float) -> None:
+            assert trivial is not None
+            baseline_phases.append(run_phase(kind, level, base_url, items, args.duration,
+                                             trivial, broker, None))
+
+        def measure(kind: str, level: float, profiler: Profiler | None = None) -> None:
+            """The webhook's phase at this load and, beside it, the baseline's."""
+            if args.baseline and baseline_first:
+                baseline_phase(kind, level)
+            hook = run_phase(kind, level, url, items, args.duration, webhook, broker, queue,
+                             profiler)
+            if args.baseline and not baseline_first:
+                baseline_phase(kind, level)
+            if args.baseline:
+                hook["vs_baseline"] = versus(hook, baseline_phases[-1])
+            phases.append(hook)
+
         for n, clients in enumerate(args.clients):
             # The profile, when asked for, covers the most concurrent closed loop.
             profiler = (Profiler(profile_to) if profile_to is not None
                         and n == len(args.clients) - 1 else None)
-            phases.append(run_phase("closed", clients, url, items, args.duration, webhook,
-                                    broker, queue, profiler))
+            measure("closed", clients, profiler)
         capacity = max(p["accepted_per_s"] for p in phases)
         skipped = [r for r in args.rates
                    if r > SKIP_PAST_CAPACITY * capacity and r != GOAL_P99_AT_PER_S]
-        phases += [run_phase("open", rate, url, items, args.duration, webhook, broker, queue)
-                   for rate in args.rates if rate not in skipped]
+        for rate in args.rates:
+            if rate not in skipped:
+                measure("open", rate)
         queue.delete(EVENTS_QUEUE)
         return {"config": str(config), "workers": config.workers, "threads": config.threads,
                 "worker_tmp_dir_shm": config.shm, "load_1m_at_start": load,
                 "load_1m_at_end": round(os.getloadavg()[0], 2),
                 "open_rates_skipped_past_capacity": skipped,
                 "gunicorn_processes": webhook.processes,
-                "peak_rss_kb": webhook.peak_rss_kb, "phases": phases}
+                "peak_rss_kb": webhook.peak_rss_kb, "phases": phases,
+                **({"baseline_first": baseline_first, "baseline_app": BASELINE_APP,
+                    "baseline_peak_rss_kb": trivial.peak_rss_kb,
+                    "baseline_phases": baseline_phases} if trivial is not None else {})}
     finally:
-        process.stop()
+        stop_all(processes)
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -243,7 +315,15 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "webhook_cpu_ms_per_callback")},
         "all_204_published": all(p["published_matches_204"] for p in phases),
         "non_204": sum(n for p in phases for s, n in p["statuses"].items() if s != "204"),
+        **({"vs_baseline": {name: spread([p["vs_baseline"][name] for p in phases])
+                            for name in VS_BASELINE}}
+           if all("vs_baseline" in p for p in phases) else {}),
     } for (config, kind, level), phases in rows.items()]
+
+
+def load_label(row: dict[str, Any]) -> str:
+    return (f"{row['level']:g}/s open loop" if row["kind"] == "open"
+            else f"{row['level']} clients closed loop")
 
 
 def table(summary: list[dict[str, Any]]) -> str:
@@ -254,8 +334,7 @@ def table(summary: list[dict[str, Any]]) -> str:
                "non-204", "published = 204s"]
     rows = []
     for row in summary:
-        load = (f"{row['level']:g}/s open loop" if row["kind"] == "open"
-                else f"{row['level']} clients closed loop")
+        load = load_label(row)
         if row["kind"] == "closed":
             goal = f"accepted >= {GOAL_MAX_PER_S}/s"
         elif row["level"] == GOAL_P99_AT_PER_S:
@@ -276,6 +355,34 @@ def table(summary: list[dict[str, Any]]) -> str:
         f"p99 < {GOAL_P99_MS_AT_500:g} ms at 500/s)", headers, rows)
 
 
+def baseline_table(summary: list[dict[str, Any]]) -> str | None:
+    """The webhook beside the trivial app at each load: the ratios are the figures to follow,
+    as both sides moved with the machine alike."""
+    rows = []
+    for row in summary:
+        if "vs_baseline" not in row:
+            continue
+        vs = row["vs_baseline"]
+        rows.append([row["config"], load_label(row),
+                     fmt_spread(row["accepted_per_s"], 0),
+                     fmt_spread(vs["baseline_accepted_per_s"], 0),
+                     fmt_spread(vs["accepted_ratio"], 2),
+                     fmt_spread(row["p99_ms"], 1), fmt_spread(vs["baseline_p99_ms"], 1),
+                     fmt_spread(row["webhook_cpu_ms_per_callback"], 2),
+                     fmt_spread(vs["baseline_cpu_ms_per_request"], 2),
+                     fmt_spread(vs["cpu_per_request_ratio"], 2)])
+    if not rows:
+        return None
+    headers = ["gunicorn", "offered load", "webhook accepted/s", "baseline accepted/s",
+               "accepted ratio", "webhook p99 ms", "baseline p99 ms", "webhook CPU ms/req",
+               "baseline CPU ms/req", "CPU/req ratio"]
+    return print_table(
+        f"Webhook vs baseline (a trivial WSGI app reading the body and answering 204, same "
+        f"gunicorn shape, same load, same run), median (min-max) of "
+        f"{max(r['runs'] for r in summary)} runs; ratios are webhook/baseline per run",
+        headers, rows)
+
+
 def verdict(summary: list[dict[str, Any]]) -> dict[str, Any]:
     """The webhook's goals, per config: max accepted/s >= 2000; p99 < 20 ms at 500/s."""
     out: dict[str, Any] = {}
@@ -288,6 +395,11 @@ def verdict(summary: list[dict[str, Any]]) -> dict[str, Any]:
                        "max_goal_met": best >= GOAL_MAX_PER_S,
                        "p99_ms_at_500_median": p99,
                        "p99_goal_met": p99 is not None and p99 < GOAL_P99_MS_AT_500}
+        if all("vs_baseline" in r for r in mine):
+            base = max((r["vs_baseline"]["baseline_accepted_per_s"]["median"] or 0)
+                       for r in mine)
+            out[config] |= {"baseline_max_accepted_per_s_median": base,
+                            "max_accepted_ratio": round(best / base, 3) if base else None}
     return out
 
 
@@ -298,6 +410,11 @@ def report_run(result: dict[str, Any]) -> None:
         print(f"  {p['kind']:6} {level:>6}: {p['accepted_per_s']:>7}/s  "
               f"p50 {p['p50_ms']} ms  p99 {p['p99_ms']} ms  "
               f"gen {p['generator_cpu_pct']}%  {p['statuses']}", flush=True)
+        if "vs_baseline" in p:
+            vs = p["vs_baseline"]
+            print(f"  {'':6} {'':>6}  baseline {vs['baseline_accepted_per_s']:>7}/s  "
+                  f"p99 {vs['baseline_p99_ms']} ms  ratio: accepted {vs['accepted_ratio']}, "
+                  f"CPU/request {vs['cpu_per_request_ratio']}", flush=True)
         for name, spots in p.get("profile", {}).items():
             print_hot_spots(f"{name} ({p['kind']} {level})", spots)
     if result["open_rates_skipped_past_capacity"]:
@@ -326,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="py-spy gunicorn's workers during the first run's most concurrent "
                              "closed loop (costs CPU: that phase's figures are not the reference)")
+    parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure a trivial WSGI app in the same gunicorn shape beside "
+                             "the webhook, for ratios that move less with the machine (on)")
     add_run_options(parser, RESULTS, max_load=True)
     args = parser.parse_args(argv)
     try:
@@ -352,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
                     profile_to = (args.output.with_name(f"webhook_load-profile-{config}")
                                   if args.profile and run == 0 else None)
                     result = run_config(started.workdir, started.redis.url,
-                                        started.redis.proc.pid, config, args, profile_to)
+                                        started.redis.proc.pid, config, args, profile_to,
+                                        baseline_first=run % 2 == 1)
                     runs.append({"run": run + 1, **result})
                     report_run(result)
         except KeyboardInterrupt:
@@ -360,9 +481,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(runs)
     goals = verdict(summary)
     table(summary)
+    baseline_table(summary)
     for config, v in goals.items():
-        print(f"{config}: max {v['max_accepted_per_s_median']}/s (goal >= {GOAL_MAX_PER_S}: "
-              f"{'met' if v['max_goal_met'] else 'not met'}); p99 at 500/s "
+        beside = (f" beside the baseline's {v['baseline_max_accepted_per_s_median']}/s "
+                  f"(ratio {v['max_accepted_ratio']})"
+                  if "baseline_max_accepted_per_s_median" in v else "")
+        print(f"{config}: max {v['max_accepted_per_s_median']}/s{beside} (goal >= "
+              f"{GOAL_MAX_PER_S}: {'met' if v['max_goal_met'] else 'not met'}); p99 at 500/s "
               f"{v['p99_ms_at_500_median']} ms (goal < {GOAL_P99_MS_AT_500:g}: "
               f"{'met' if v['p99_goal_met'] else 'not met'})")
     reference = goals.get(str(configs[0]), {})
