@@ -38,6 +38,11 @@ from worker.wiring import default_context
 log = logging.getLogger(__name__)
 
 # A callback can overtake the create's answer; give the worker time to store the CallSid.
+# A short broker countdown, not a schedule in the jobs table: 5 x 2 s stays far inside the
+# visibility timeout, and what it waits for is already stored (a status event as an
+# orphan, adopted by record_created or the reconciler; a recording by its CallSid), so a
+# retry lost with Redis costs latency, not the callback. An AMD result has no row of its
+# own until its attempt is known (docs/WEBHOOK.md says what is lost then).
 UNKNOWN_CALL_RETRIES = 5
 UNKNOWN_CALL_RETRY_S = 2
 # A database outage of up to a few minutes must not cost a callback (the

@@ -49,14 +49,6 @@ FRESH = {("headers", "id"), ("headers", "root_id"), ("properties", "correlation_
          ("properties", "delivery_tag"), ("properties", "reply_to")}
 
 
-@pytest.fixture
-def broker(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushdb()
-    yield client
-    client.close()
-
-
 def pushed(client: redis.Redis, queue: str = EVENTS_QUEUE) -> dict[str, Any]:
     """The one message in `queue`, taken off the list."""
     raw = client.lrange(queue, 0, -1)

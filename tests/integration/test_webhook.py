@@ -148,14 +148,6 @@ def serve(redis_url: str, prepare: Callable[[Flask], None] | None = None,
 
 
 @pytest.fixture
-def broker(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushdb()
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def webhook(redis_server: RedisServer, broker: redis.Redis) -> Iterator[Served]:
     with serve(redis_server.url) as served:
         yield served
