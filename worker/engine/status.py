@@ -34,10 +34,12 @@ EVENT_KEY = ("call_sid", "sequence_number")
 _STATE = (Attempt.id, Attempt.job_id, Attempt.ordinal.label("ordinal"), Attempt.status,
           Attempt.last_sequence, Attempt.answered_by)
 # The job's number comes with the attempt: a late callback of a call ended by an erasure
-# is stored without its numbers.
+# is stored without its numbers. The job's row is locked too, as redaction locks it first:
+# a callback handled while its job is being redacted waits and reads the redacted number,
+# or goes first and its event is there for the redaction to scrub.
 _ATTEMPT_BY_SID = (select(*_STATE, Job.to.label("job_to")).join(Job, Job.id == Attempt.job_id)
                    .where(Attempt.call_sid == bindparam("call_sid"))
-                   .with_for_update(of=Attempt))
+                   .with_for_update(of=[Attempt, Job]))
 _ATTEMPT_BY_ID = select(*_STATE).where(Attempt.id == bindparam("attempt_id")).with_for_update()
 _ORPHANS = (select(Event.id, Event.call_status, Event.sequence_number, Event.payload)
             .where(Event.call_sid == bindparam("call_sid"), Event.attempt_id.is_(None)))
