@@ -149,11 +149,19 @@ def status_callbacks(stack, call_sid: str) -> list:
     return sent if sent and all(c.response_status for c in sent) else []
 
 
-def stored_events(call_sid: str) -> list[tuple[str, str]]:
-    with default_context().database.session() as session:
-        return list(session.execute(
-            select(Event.call_status, Event.source).where(Event.call_sid == call_sid)
-            .order_by(Event.sequence_number)).all())
+def stored_events(call_sid: str, count: int) -> list[tuple[str, str]]:
+    """The call's stored events once `count` are stored.
+
+    A 204 only says the callback is queued, and the job ends on `completed` whether or not an
+    earlier event's task has run yet: waiting is the test's job, not the dialer's.
+    """
+    def stored() -> list[tuple[str, str]]:
+        with default_context().database.session() as session:
+            events = list(session.execute(
+                select(Event.call_status, Event.source).where(Event.call_sid == call_sid)
+                .order_by(Event.sequence_number)).all())
+        return events if len(events) >= count else []
+    return wait_for(stored, timeout=20, what=f"{count} stored events")
 
 
 @pytest.mark.parametrize(("settings", "heard"), [
@@ -177,7 +185,7 @@ def test_a_call_makes_one_callback_per_status_event_asked_for(make_stack, settin
     assert [(c.call_status, c.response_status) for c in sent] == [(s, 204) for s in heard]
     (create,) = [c for c in stack.sim.creates() if c.to == to]
     assert len(create.params["StatusCallbackEvent"]) == len(heard)
-    assert stored_events(attempt.call_sid) == [(s, "callback") for s in heard]
+    assert stored_events(attempt.call_sid, len(heard)) == [(s, "callback") for s in heard]
 
 
 def test_busy_and_no_answer_calls_end_on_their_one_callback_and_are_retried(make_stack):
