@@ -26,10 +26,10 @@ reads the CPU of gunicorn's process tree, Redis, PostgreSQL and the generator fr
 Beside phases 1 and 2, the baseline (on unless --no-baseline): bench/trivial_api.py (reads
 the JSON body, answers a small JSON 201) under the same gunicorn command line and shape,
 started beside the API, sent the same kind of bodies by the same clients (each phase a
-closed loop of 3 s: it answers thousands of requests a second, the batches over and over),
-its phase right before the API's at each load so both see the same machine. The ratios
-API/baseline of requests/s and of CPU per request move less with the machine's noise than
-either figure.
+closed loop of 3 s, or --duration if shorter: it answers thousands of requests a second,
+the batches over and over), its phase right before the API's at each load so both see the
+same machine. The ratios API/baseline of requests/s and of CPU per request move less with
+the machine's noise than either figure.
 
 4. Result notifications: a receiver in this process (http.server, threads, HTTP/1.1
    keep-alive, answering 204) and one Celery worker consuming only the `notify` queue
@@ -104,9 +104,10 @@ NOTIFY_SECRET = "whsec_" + "YmVuY2gtYXBpLWxvYWQtbm90aWZ5LXNlY3JldC0zMmI="
 REQUEST_TIMEOUT_S = 120
 WARM_UP_EVENTS = 50
 BASELINE_APP = "bench.trivial_api:app"
-# The baseline's phases are closed loops this long: the trivial app answers thousands of
-# requests a second, so 3 s gives thousands of samples (the batch phase's dozen batches
-# would take it tens of milliseconds, too short to read its CPU from /proc's 10 ms ticks).
+# The baseline's phases are closed loops this long (--duration if shorter): the trivial app
+# answers thousands of requests a second, so 3 s gives thousands of samples (the batch
+# phase's dozen batches would take it tens of milliseconds, too short to read its CPU from
+# /proc's 10 ms ticks).
 BASELINE_S = 3.0
 # What each measured phase records of its baseline phase, and the ratios API/baseline.
 VS_BASELINE = ("baseline_requests_per_s", "baseline_jobs_per_s", "baseline_p99_ms",
@@ -336,14 +337,15 @@ def api_phases(srv: Servers, backend: str, env: dict[str, str], ctx: Context,
         trivial_single, trivial_batch = f"{trivial_url}/v1/calls", f"{trivial_url}/v1/calls:batch"
         bodies = batch_bodies(numbers.take(args.batches * args.batch_size), args.batch_size)
         # The baseline stores nothing: it can be sent the same bodies over and over.
+        baseline_s = min(BASELINE_S, args.duration)
         step("batch", lambda: drain(batch, token, bodies, args.batch_clients), args.batch_size,
              lambda: closed_loop(trivial_batch, token, itertools.cycle(bodies),
-                                 args.batch_clients, BASELINE_S))
+                                 args.batch_clients, baseline_s))
         endless = _endless(numbers)
         repeated = itertools.cycle(single_bodies(numbers.take(1000)))
         step("single", lambda: closed_loop(single, token, endless, args.clients, args.duration),
              baseline=lambda: closed_loop(trivial_single, token, repeated, args.clients,
-                                          BASELINE_S))
+                                          baseline_s))
         paced = single_bodies(numbers.take(round(args.rate * args.duration)))
         step("paced", lambda: open_loop(single, token, paced, args.rate))
         profiles: dict[str, Any] = {}
