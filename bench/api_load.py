@@ -4,6 +4,7 @@
                              [--batches 12] [--batch-size 1000] [--batch-clients 4]
                              [--clients 16] [--duration 8] [--rate 100]
                              [--events 2000] [--notify-concurrency 2] [--profile]
+                             [--no-baseline]
 
 For each database: a fresh, migrated database, a private redis-server, an API key made in
 this process as `dialer api-key create` makes one, and the API exactly as deployed
@@ -22,6 +23,14 @@ The load comes from this process (aiohttp, keep-alive, JSON bodies built in adva
 Each phase checks that every accepted job left one place_call message in Redis, and
 reads the CPU of gunicorn's process tree, Redis, PostgreSQL and the generator from /proc.
 
+Beside phases 1 and 2, the baseline (on unless --no-baseline): bench/trivial_api.py (reads
+the JSON body, answers a small JSON 201) under the same gunicorn command line and shape,
+started beside the API, sent the same kind of bodies by the same clients (each phase a
+closed loop of 3 s, or --duration if shorter: it answers thousands of requests a second,
+the batches over and over), its phase right before the API's at each load so both see the
+same machine. The ratios API/baseline of requests/s and of CPU per request move less with
+the machine's noise than either figure.
+
 4. Result notifications: a receiver in this process (http.server, threads, HTTP/1.1
    keep-alive, answering 204) and one Celery worker consuming only the `notify` queue
    (worker_argv(..., queues=["notify"]), --notify-concurrency prefork processes). A
@@ -39,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import sys
 import threading
@@ -55,6 +65,7 @@ from sqlalchemy import func, select
 
 from bench.ceiling import postgres_pid
 from bench.common import (
+    ROOT,
     GunicornShape,
     Servers,
     add_run_options,
@@ -66,6 +77,7 @@ from bench.common import (
     point_producer_at,
     poll_until,
     print_table,
+    ratio,
     servers,
     settle,
     write_results,
@@ -73,7 +85,7 @@ from bench.common import (
 from bench.http_load import Phase, timed_post
 from bench.procstats import Profiler, Tracked, print_hot_spots, self_cpu_s
 from harness.stack import CALLER_ID, VOICE_URL, clean_environ
-from worker.demo.processes import Process, api_argv, free_port, wait_port, worker_argv
+from worker.demo.processes import Process, api_argv, free_port, stop_all, wait_port, worker_argv
 from worker.domain.names import DIAL_QUEUE, NOTIFY_QUEUE
 from worker.engine.context import Context
 from worker.producer.api_keys import create_api_key
@@ -91,6 +103,15 @@ AREAS = (201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216, 2
 NOTIFY_SECRET = "whsec_" + "YmVuY2gtYXBpLWxvYWQtbm90aWZ5LXNlY3JldC0zMmI="
 REQUEST_TIMEOUT_S = 120
 WARM_UP_EVENTS = 50
+BASELINE_APP = "bench.trivial_api:app"
+# The baseline's phases are closed loops this long (--duration if shorter): the trivial app
+# answers thousands of requests a second, so 3 s gives thousands of samples (the batch
+# phase's dozen batches would take it tens of milliseconds, too short to read its CPU from
+# /proc's 10 ms ticks).
+BASELINE_S = 3.0
+# What each measured phase records of its baseline phase, and the ratios API/baseline.
+VS_BASELINE = ("baseline_requests_per_s", "baseline_jobs_per_s", "baseline_p99_ms",
+               "baseline_cpu_ms_per_request", "requests_ratio", "cpu_per_request_ratio")
 
 
 def number(n: int) -> str:
@@ -190,11 +211,12 @@ def _endless(numbers: Numbers) -> Iterator[bytes]:
 
 @dataclass
 class Api:
-    """The API's process, its URL and the CPU meters the phases read."""
+    """The API's process (or the baseline's: no queue, nothing published), its URL and the
+    CPU meters the phases read."""
     base: str
     token: str
     tracked: dict[str, Tracked]
-    queue: redis.Redis
+    queue: redis.Redis | None
 
 
 # A phase's load: called once, it returns the coroutine that sends it.
@@ -205,7 +227,8 @@ def measure(name: str, api: Api, run: Load, jobs_per_ok: int = 1,
             profiler: Profiler | None = None, profile_s: float = 0) -> dict[str, Any]:
     """One phase, with the CPU of every tracked tree and of this process, and the check
     that each accepted job left one place_call message in Redis."""
-    api.queue.delete(DIAL_QUEUE)
+    if api.queue is not None:
+        api.queue.delete(DIAL_QUEUE)
     for meter in api.tracked.values():
         meter.start()
     if profiler is not None:
@@ -217,12 +240,13 @@ def measure(name: str, api: Api, run: Load, jobs_per_ok: int = 1,
     cpu = {who: meter.sample() for who, meter in api.tracked.items()}
     ok = phase.statuses.get("201", 0)
     jobs = ok * jobs_per_ok
-    published = int(api.queue.llen(DIAL_QUEUE))
+    published = int(api.queue.llen(DIAL_QUEUE)) if api.queue is not None else None
     lat = phase.latencies
     requests_ = sum(phase.statuses.values())
     return {
         "phase": name, "requests": requests_, "statuses": phase.statuses,
-        "jobs_accepted": jobs, "published": published, "published_matches": published == jobs,
+        "jobs_accepted": jobs, "published": published,
+        "published_matches": published == jobs if api.queue is not None else None,
         "wall_s": round(wall, 2),
         "requests_per_s": round(ok / wall, 1), "jobs_per_s": round(jobs / wall, 1),
         "p50_ms": round(percentile(lat, 50) * 1000, 2),
@@ -237,14 +261,43 @@ def measure(name: str, api: Api, run: Load, jobs_per_ok: int = 1,
     }
 
 
+def baseline_argv(port: int) -> list[str]:
+    """api_argv's gunicorn command line serving the trivial app instead of the API."""
+    return [*api_argv(port)[:-1], BASELINE_APP]
+
+
+def versus(api: dict[str, Any], base: dict[str, Any]) -> dict[str, float | None]:
+    """The baseline phase's figures beside the API's, and the ratios API/baseline."""
+    return {
+        "baseline_requests_per_s": base["requests_per_s"],
+        "baseline_jobs_per_s": base["jobs_per_s"],
+        "baseline_p99_ms": base["p99_ms"],
+        "baseline_cpu_ms_per_request": base["api_cpu_ms_per_request"],
+        "requests_ratio": ratio(api["requests_per_s"], base["requests_per_s"]),
+        "cpu_per_request_ratio": ratio(api["api_cpu_ms_per_request"],
+                                       base["api_cpu_ms_per_request"], 2),
+    }
+
+
 def api_phases(srv: Servers, backend: str, env: dict[str, str], ctx: Context,
                numbers: Numbers, args: argparse.Namespace, first: bool) -> dict[str, Any]:
-    """The three HTTP phases against one gunicorn."""
+    """The three HTTP phases against one gunicorn, the first two with the baseline's."""
     _, token = create_api_key(ctx, "bench")
     port = free_port()
-    process = Process(f"api-{port}", args.config.apply(api_argv(port)), env, srv.workdir)
+    processes = [Process(f"api-{port}", args.config.apply(api_argv(port)), env, srv.workdir)]
+    base_port = free_port()
+    while base_port == port:
+        base_port = free_port()
+    if args.baseline:
+        # bench is not an installed package: the path lets gunicorn import the app.
+        base_env = {**clean_environ(), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+        processes.append(Process(f"api-baseline-{base_port}",
+                                 args.config.apply(baseline_argv(base_port)), base_env,
+                                 srv.workdir))
+    process = processes[0]
     try:
-        wait_port(process, port)
+        for started, listening in zip(processes, (port, base_port), strict=False):
+            wait_port(started, listening)
         base = f"http://127.0.0.1:{port}"
         tracked = {"api": Tracked("api", process.proc.pid)}
         assert srv.redis.proc is not None
@@ -254,21 +307,45 @@ def api_phases(srv: Servers, backend: str, env: dict[str, str], ctx: Context,
             tracked["postgresql"] = Tracked("postgresql", pg)
         api = Api(base, token, tracked, redis.Redis.from_url(srv.redis.url))
         single, batch = f"{base}/v1/calls", f"{base}/v1/calls:batch"
+        trivial_url = f"http://127.0.0.1:{base_port}"
+        trivial = (Api(trivial_url, token,
+                       {"api": Tracked("baseline", processes[1].proc.pid),
+                        "redis": tracked["redis"]}, None) if args.baseline else None)
         # Warm up every gunicorn thread: imports, connections, the first queries.
         asyncio.run(drain(single, token, single_bodies(numbers.take(200)), args.clients))
         asyncio.run(drain(batch, token, batch_bodies(numbers.take(400), 100), 4))
+        if trivial is not None:
+            asyncio.run(drain(f"{trivial_url}/v1/calls", token,
+                              single_bodies(numbers.take(200)), args.clients))
         phases: list[dict[str, Any]] = []
+        baseline_phases: list[dict[str, Any]] = []
         loads: list[dict[str, Any]] = []
 
-        def step(name: str, run: Load, jobs_per_ok: int = 1) -> None:
+        def step(name: str, run: Load, jobs_per_ok: int = 1,
+                 baseline: Load | None = None) -> None:
+            """The phase's load, sent first to the baseline when it has one."""
             loads.append(settle(first and not phases, args.quiet_timeout))
-            phases.append({**measure(name, api, run, jobs_per_ok), "load": loads[-1]})
-            report(phases[-1])
+            beside = (measure(name, trivial, baseline, jobs_per_ok)
+                      if trivial is not None and baseline is not None else None)
+            phase = {**measure(name, api, run, jobs_per_ok), "load": loads[-1]}
+            if beside is not None:
+                baseline_phases.append(beside)
+                phase["vs_baseline"] = versus(phase, beside)
+            phases.append(phase)
+            report(phase)
 
+        trivial_single, trivial_batch = f"{trivial_url}/v1/calls", f"{trivial_url}/v1/calls:batch"
         bodies = batch_bodies(numbers.take(args.batches * args.batch_size), args.batch_size)
-        step("batch", lambda: drain(batch, token, bodies, args.batch_clients), args.batch_size)
+        # The baseline stores nothing: it can be sent the same bodies over and over.
+        baseline_s = min(BASELINE_S, args.duration)
+        step("batch", lambda: drain(batch, token, bodies, args.batch_clients), args.batch_size,
+             lambda: closed_loop(trivial_batch, token, itertools.cycle(bodies),
+                                 args.batch_clients, baseline_s))
         endless = _endless(numbers)
-        step("single", lambda: closed_loop(single, token, endless, args.clients, args.duration))
+        repeated = itertools.cycle(single_bodies(numbers.take(1000)))
+        step("single", lambda: closed_loop(single, token, endless, args.clients, args.duration),
+             baseline=lambda: closed_loop(trivial_single, token, repeated, args.clients,
+                                          baseline_s))
         paced = single_bodies(numbers.take(round(args.rate * args.duration)))
         step("paced", lambda: open_loop(single, token, paced, args.rate))
         profiles: dict[str, Any] = {}
@@ -287,9 +364,11 @@ def api_phases(srv: Servers, backend: str, env: dict[str, str], ctx: Context,
                     print_hot_spots(f"{who} ({name}, {backend})", spots)
         return {"config": str(args.config), "gunicorn_processes": tracked["api"].processes,
                 "peak_rss_kb": tracked["api"].peak_rss_kb, "phases": phases,
-                "profiles": profiles}
+                "profiles": profiles,
+                **({"baseline_app": BASELINE_APP, "baseline_phases": baseline_phases}
+                   if trivial is not None else {})}
     finally:
-        process.stop()
+        stop_all(processes)
 
 
 # --- notifications ----------------------------------------------------------------------
@@ -449,6 +528,12 @@ def report(p: dict[str, Any]) -> None:
           f"p50 {p['p50_ms']} ms  p99 {p['p99_ms']} ms  API CPU "
           f"{p['api_cpu_ms_per_request']} ms/req  {p['statuses']}  "
           f"(load {p['load']['load_1m']})", flush=True)
+    if "vs_baseline" in p:
+        vs = p["vs_baseline"]
+        print(f"  {'':7}  baseline {vs['baseline_requests_per_s']:>7} req/s  p99 "
+              f"{vs['baseline_p99_ms']} ms  CPU {vs['baseline_cpu_ms_per_request']} ms/req; "
+              f"ratio: req/s {vs['requests_ratio']}, CPU/req {vs['cpu_per_request_ratio']}",
+              flush=True)
 
 
 def report_notify(n: dict[str, Any]) -> None:
@@ -476,8 +561,10 @@ def verdict(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    headers = ["database", "figure", "goal", "measured", "met", "p50 / p99 ms",
-               "CPU ms: dialer / request", "CPU % api/worker, redis, pg, generator", "errors"]
+    headers = ["database", "figure", "goal", "measured", "met", "baseline (same run)",
+               "ratio API/baseline", "p50 / p99 ms", "CPU ms: dialer / request",
+               "baseline CPU ms / request", "CPU ratio",
+               "CPU % api/worker, redis, pg, generator", "errors"]
     rows: list[list[str]] = []
     for r in results:
         ok = verdict(r)
@@ -495,10 +582,15 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             per = fmt(p["api_cpu_ms_per_request"], 2)
             if name == "batch":
                 per += f" ({fmt(p['api_cpu_ms_per_job'], 2)} per job)"
+            vs = p.get("vs_baseline", {})
+            beside = vs.get("baseline_jobs_per_s" if name == "batch" else
+                            "baseline_requests_per_s")
             rows.append([db, figure, goal, fmt(float(p[value]), 1 if name == "paced" else 0),
-                         "yes" if met else "no",
+                         "yes" if met else "no", fmt(beside, 0),
+                         fmt(vs.get("requests_ratio"), 3),
                          f"{fmt(p['p50_ms'], 1)} / {fmt(p['p99_ms'], 1)}",
-                         per,
+                         per, fmt(vs.get("baseline_cpu_ms_per_request"), 2),
+                         fmt(vs.get("cpu_per_request_ratio"), 2),
                          f"{cpu['api']:.0f}, {cpu['redis']:.0f}, "
                          f"{cpu.get('postgresql', 0):.0f}, {cpu['generator']:.0f}",
                          str(sum(n for s, n in p["statuses"].items() if s != "201"))])
@@ -506,13 +598,21 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         cpu = n["cpu_pct"]
         rows.append([db, f"notifications delivered, worker -c {args.notify_concurrency}, "
                          "events/s", f">= {GOAL_EVENTS_PER_S}", fmt(n["events_per_s"], 0),
-                     "yes" if ok["events_per_s"] else "no", "-",
-                     fmt(n["worker_cpu_ms_per_event"], 2),
+                     "yes" if ok["events_per_s"] else "no", "-", "-", "-",
+                     fmt(n["worker_cpu_ms_per_event"], 2), "-", "-",
                      f"{cpu['worker']:.0f}, {cpu['redis']:.0f}, "
                      f"{cpu.get('postgresql', 0):.0f}, {cpu['bench_process']:.0f}",
                      str(n["events"] - n["received_distinct"])])
-    return print_table(f"HTTP producer API under gunicorn {args.config}, and result "
-                       "notifications (one run)", headers, rows)
+    title = (f"HTTP producer API under gunicorn {args.config}, and result notifications "
+             "(one run)")
+    if args.baseline:
+        title += (f"; baseline: {BASELINE_APP} (reads the body, answers a small JSON 201) "
+                  "under the same gunicorn, same clients, right before the API's phase")
+    else:
+        drop = {5, 6, 9, 10}
+        headers = [h for i, h in enumerate(headers) if i not in drop]
+        rows = [[c for i, c in enumerate(row) if i not in drop] for row in rows]
+    return print_table(title, headers, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -538,6 +638,10 @@ def main(argv: list[str] | None = None) -> int:
                              "on 2 cores)")
     parser.add_argument("--profile", action="store_true",
                         help="repeat the phases with py-spy (slower; figures not the reference)")
+    parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                        help="beside the batch and single phases, a trivial WSGI app in the "
+                             "same gunicorn shape, for ratios that move less with the "
+                             "machine (on)")
     add_run_options(parser, RESULTS)
     args = parser.parse_args(argv)
     try:

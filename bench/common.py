@@ -207,6 +207,14 @@ def spread(values: Sequence[float | None]) -> dict[str, Any]:
             "max": max(real)}
 
 
+def ratio(measured: float | None, baseline: float | None, digits: int = 3) -> float | None:
+    """measured / baseline, rounded; None when either is missing or the baseline is zero (a
+    phase that finished nothing has no ratio, rather than a misleading 0 or infinity)."""
+    if measured is None or not baseline or math.isnan(measured) or math.isnan(baseline):
+        return None
+    return round(measured / baseline, digits)
+
+
 def fmt(value: Any, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"

@@ -174,7 +174,7 @@ def create_campaign(
     # when its summary is known. One transaction: a refusal rolls every row back. On SQLite
     # it holds the write lock for the whole check; other writers wait on the busy timeout.
     with ctx.database.session() as session:
-        _store_jobs(session, campaign, _prepare_jobs(rows, campaign, parsed_window, blocked,
+        store_jobs(session, campaign, _prepare_jobs(rows, campaign, parsed_window, blocked,
                                                      progress, result))
         if strict and result.invalid:
             line, reason = result.invalid[0]
@@ -292,7 +292,7 @@ JOB_COLUMNS = ("id", "idempotency_key", "campaign_id", "to", "from", "url", "twi
                "timezones", "api_key_id", "created_at", "updated_at")
 
 
-def _store_jobs(session: Session, campaign: dict[str, Any], jobs: Iterable[Contact]) -> None:
+def store_jobs(session: Session, campaign: dict[str, Any], jobs: Iterable[Contact]) -> None:
     """Insert the jobs through the driver, as `jobs` yields them: executemany on SQLite,
     COPY on PostgreSQL.
 
