@@ -24,6 +24,7 @@ _CHECKED = "dialer.checked_keys"
 
 
 def _authenticated(token: str) -> ApiKeyInfo | None:
+    """authenticate(), unless this app found the token's key valid within KEY_CHECKED_FOR_S."""
     checked: dict[str, tuple[float, ApiKeyInfo]] = current_app.extensions.setdefault(
         _CHECKED, {})
     now = time.monotonic()
