@@ -84,8 +84,8 @@ def _enqueue(specs: list[dict[str, Any]], batch: bool) -> tuple[list[dict[str, A
         raise invalid(exc) from None
     # A job made by this request is shown as stored; one its key named before is read.
     made = {r.job_id: new_job_json(r.row) for r in results if r.row is not None}
-    jobs = _jobs(list(dict.fromkeys(r.job_id for r in results if r.job_id not in made)))
-    jobs.update(made)
+    stored = list(dict.fromkeys(r.job_id for r in results if r.job_id not in made))
+    jobs = {**(_jobs(stored) if stored else {}), **made}
     status = 201 if made else 200
     return [jobs[result.job_id] for result in results], status
 

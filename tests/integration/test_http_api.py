@@ -78,6 +78,18 @@ def test_no_key_a_wrong_key_or_a_revoked_key_is_refused_and_nothing_is_stored(ap
     assert stored(api_server, to) == []
 
 
+def test_a_key_revoked_while_in_use_is_refused_within_a_second(api_server):
+    info, token = create_api_key(api_server.ctx, "revoked in use")
+    client = api_server.client(token)
+    assert client.get("/v1/calls", params={"limit": 1}).status_code == 200
+    revoke_api_key(api_server.ctx, info.id)
+    # The API trusts a key it checked for KEY_CHECKED_FOR_S (1 s); the deadline is loose
+    # for a loaded machine, and a key trusted for good fails it.
+    wait_for(lambda: client.get("/v1/calls", params={"limit": 1}).status_code == 401,
+             timeout=15, what="the revoked key refused")
+    problem(client.post("/v1/calls", json={"to": number(), "url": VOICE_URL}), 401)
+
+
 def test_a_read_only_key_reads_but_cannot_write(api_server):
     reader = api_server.client(api_server.key(["read"]))
     to = number()

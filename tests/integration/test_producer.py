@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -10,7 +11,7 @@ import redis
 from sqlalchemy import func, select
 
 from harness.stack import VOICE_URL, dialer
-from harness.waiting import free_port
+from harness.waiting import free_port, wait_for
 from worker.api import add_do_not_call, enqueue_call, enqueue_calls, get_job
 from worker.domain.names import DIAL_QUEUE
 from worker.producer import jobs
@@ -231,3 +232,46 @@ def test_two_producers_sending_the_same_keys_in_opposite_orders_both_succeed(pro
     for forward, backward in zip(results["forward"], results["backward"], strict=True):
         assert forward == backward[::-1]  # each key is one job, whoever stored it
     assert job_count() == len(keys) * 8
+
+
+def test_a_number_listed_while_a_producer_enqueues_it_is_refused_from_then_on(producer_env):
+    listed, stop = threading.Event(), threading.Event()
+    outcomes: list[tuple[bool, str]] = []  # (started after the listing returned, result)
+
+    def produce() -> None:
+        while not stop.is_set():
+            after = listed.is_set()
+            try:
+                outcomes.append((after, enqueue_call(TO, url=VOICE_URL)))
+            except ValueError as exc:
+                outcomes.append((after, str(exc)))
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        wait_for(lambda: len(outcomes) >= 5, timeout=30)
+        add_do_not_call([TO])
+        listed.set()
+        wait_for(lambda: sum(after for after, _ in outcomes) >= 5, timeout=30)
+    finally:
+        stop.set()
+        producer.join()
+    refusal = f"to: {TO} is on the do-not-call list"
+    assert {result for after, result in outcomes if after} == {refusal}
+    made = [result for _, result in outcomes if result != refusal]
+    assert len(made) >= 5 and job_count() == len(made)
+
+
+def test_two_producers_sending_the_same_keys_one_call_at_a_time_get_one_job_each(producer_env):
+    keys = [f"single-{n}" for n in range(60)]
+    results: dict[str, list[str]] = {}
+
+    def produce(name: str) -> None:
+        results[name] = [enqueue_call(TO, url=VOICE_URL, idempotency_key=key) for key in keys]
+
+    with ThreadPoolExecutor(2) as pool:
+        for future in [pool.submit(produce, "one"), pool.submit(produce, "other")]:
+            future.result()  # a unique-key violation would surface here
+    assert results["one"] == results["other"] and job_count() == len(keys)
+    published = redis.Redis.from_url(producer_env["DIALER_REDIS_URL"]).llen(DIAL_QUEUE)
+    assert published == len(keys)

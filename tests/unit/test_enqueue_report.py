@@ -93,6 +93,25 @@ def test_a_number_on_the_do_not_call_list_refuses_the_whole_batch(
     assert find_jobs(engine_ctx) == [] and broker.drain() == []
 
 
+def test_a_number_listed_after_its_first_call_is_refused_from_then_on(
+        engine_ctx: Context, broker: InMemoryBroker) -> None:
+    first = enqueue_call(engine_ctx, OTHER, url=VOICE_URL)
+    add_do_not_call(engine_ctx, [OTHER])
+    with pytest.raises(ValueError, match=r"^to: \+14155550177 is on the do-not-call list$"):
+        enqueue_call(engine_ctx, OTHER, url=VOICE_URL)
+    assert [job.id for job in find_jobs(engine_ctx)] == [first] and broker.drain() == [first]
+
+
+def test_a_listed_number_is_refused_even_when_its_key_names_a_stored_job(
+        engine_ctx: Context, broker: InMemoryBroker) -> None:
+    call = {"to": TO, "url": VOICE_URL, "idempotency_key": "k1"}
+    first = enqueue_call(engine_ctx, **call)
+    add_do_not_call(engine_ctx, [TO])
+    with pytest.raises(ValueError, match=r"^to: \+14155550123 is on the do-not-call list$"):
+        enqueue_call(engine_ctx, **call)
+    assert [job.id for job in find_jobs(engine_ctx)] == [first] and broker.drain() == [first]
+
+
 def test_a_reused_key_names_the_item(engine_ctx: Context) -> None:
     enqueue_call(engine_ctx, TO, url=VOICE_URL, idempotency_key="k1")
     changed = {"to": OTHER, "url": VOICE_URL, "idempotency_key": "k1"}

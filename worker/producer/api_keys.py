@@ -109,7 +109,8 @@ def create_api_key(ctx: Context, name: str,
 
 
 def revoke_api_key(ctx: Context, key_id: str) -> ApiKeyInfo:
-    """Refuse the key's token from now on; a key already revoked keeps its first revoked_at."""
+    """Refuse the key's token from now on (a running HTTP API within a second, as it trusts a
+    key it checked for that long); a key already revoked keeps its first revoked_at."""
     with ctx.database.session() as session:
         key = session.get(ApiKey, key_id)
         if key is None:

@@ -11,9 +11,11 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, insert, select, update
+from sqlalchemy import Connection, Insert, Select, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from worker.domain import validation
@@ -211,18 +213,37 @@ def _request_hash(row: Mapping[str, Any], at: datetime | None,
 def _store(ctx: Context, rows: list[dict[str, Any]],
            where: Callable[[int], str]) -> list[Enqueued]:
     """Insert the rows' new jobs, publish them, and return every row's job in order."""
-    try:
-        enqueued, new = _insert_new(ctx, rows, where)
-    except IntegrityError:
-        # A concurrent producer stored one of the keys after we looked: the unique
-        # constraint decided, so the second look finds it. Without keys it is a real error.
-        if not any(row["idempotency_key"] for row in rows):
-            raise
-        enqueued, new = _insert_new(ctx, rows, where)
+    if len(rows) == 1 and _insert_one(ctx, rows[0]):
+        enqueued, new = [Enqueued(rows[0]["id"], created=True, row=rows[0])], rows
+    else:
+        enqueued, new = _insert_checked(ctx, rows, where)
     publish_place_calls(ctx, [row["id"] for row in new if row["status"] == JobStatus.QUEUED])
     for row in new:
         log.info("job %s enqueued to %s", row["id"], mask(row["to"]))
     return enqueued
+
+
+def _insert_one(ctx: Context, row: dict[str, Any]) -> bool:
+    """One call's job in one statement, the do-not-call check and the key's uniqueness in
+    it; False, with nothing stored, when either refuses: _insert_checked then says why (or
+    stores it, if the number or the key's job has gone meanwhile)."""
+    values = table_row(Job, row)
+    with ctx.database.autocommit() as connection:
+        statement = _insert_unless_listed(connection.dialect.name, tuple(values))
+        return connection.execute(statement, values).rowcount == 1
+
+
+def _insert_checked(ctx: Context, rows: list[dict[str, Any]],
+                    where: Callable[[int], str]) -> tuple[list[Enqueued], list[dict[str, Any]]]:
+    """_insert_new, once more when a concurrent producer stored one of the keys after it
+    looked: the unique constraint decided, so the second look finds it. Without keys an
+    IntegrityError is a real error."""
+    try:
+        return _insert_new(ctx, rows, where)
+    except IntegrityError:
+        if not any(row["idempotency_key"] for row in rows):
+            raise
+        return _insert_new(ctx, rows, where)
 
 
 def _insert_new(ctx: Context, rows: list[dict[str, Any]],
@@ -271,6 +292,24 @@ _LISTED = select(DoNotCall.number).where(
     DoNotCall.number.in_(bindparam("wanted", expanding=True)))
 _KEYS_STORED = select(Job.idempotency_key, Job.id, Job.request_hash).where(
     Job.idempotency_key.in_(bindparam("wanted", expanding=True)))
+
+
+@cache
+def _insert_unless_listed(dialect_name: str, keys: tuple[str, ...]) -> Insert:
+    """INSERT INTO jobs (keys) SELECT <the row> WHERE its number is not on the do-not-call
+    list, ON CONFLICT (idempotency_key) DO NOTHING: one round trip, no row when either
+    refuses. Built once per backend and row shape (a new job's row has one)."""
+    table = Job.__table__
+    to = bindparam("to", type_=table.c.to.type)
+    columns = [table.c[key] for key in keys]
+    values = select(*[to if key == "to" else bindparam(key, type_=table.c[key].type)
+                      for key in keys])
+    listed = select(DoNotCall.number).where(DoNotCall.number == to).exists()
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    # rowcount is kept only for UPDATE and DELETE unless asked for.
+    return (dialect.insert(table).from_select(columns, values.where(~listed))
+            .on_conflict_do_nothing(index_elements=[table.c.idempotency_key])
+            .execution_options(preserve_rowcount=True))
 
 
 def _lookup(connection: Connection, statement: Select[Any],
