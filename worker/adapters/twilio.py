@@ -37,7 +37,7 @@ def _http_client(settings: Settings) -> TwilioHttpClient:
     """twilio's HTTP client, whose session takes the environment's proxy and CA bundle
     settings (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE...) once, for the API's base URL.
 
-    requests looks them up in os.environ on every request otherwise: a tenth of a
+    requests looks them up in os.environ on every request otherwise: about a tenth of a
     create's CPU in the worker. Every request of this client goes to that one host, so
     what the lookup finds is the same each time.
     """

@@ -95,9 +95,9 @@ _PREFLIGHT = (select(Job.status, Job.timezones, Job.to, Job.campaign_id,
               .outerjoin(Campaign, Campaign.id == Job.campaign_id)
               .outerjoin(DoNotCall, DoNotCall.number == Job.to)
               .where(Job.id == bindparam("job_id")))
-# Storing the CallSid returns what comes after it: the job's status (canceled meanwhile?)
-# and whether callbacks of the call came before the answer; no row if the attempt was
-# given up meanwhile.
+# Storing the CallSid returns what the next step reads: the job's status (canceled
+# meanwhile?) and whether callbacks of the call are stored without an attempt (they
+# overtook the create's answer); no row if the reconciler gave the attempt up meanwhile.
 _RECORD_SID = (update(Attempt)
                .where(Attempt.id == bindparam("attempt_id"),
                       Attempt.status == AttemptStatus.CREATING)
