@@ -95,13 +95,17 @@ _PREFLIGHT = (select(Job.status, Job.timezones, Job.to, Job.campaign_id,
               .outerjoin(Campaign, Campaign.id == Job.campaign_id)
               .outerjoin(DoNotCall, DoNotCall.number == Job.to)
               .where(Job.id == bindparam("job_id")))
+# Storing the CallSid returns what the next step reads: the job's status (canceled
+# meanwhile?) and whether callbacks of the call are stored without an attempt (they
+# overtook the create's answer); no row if the reconciler gave the attempt up meanwhile.
 _RECORD_SID = (update(Attempt)
                .where(Attempt.id == bindparam("attempt_id"),
                       Attempt.status == AttemptStatus.CREATING)
-               .values(call_sid=bindparam("call_sid"), status=AttemptStatus.QUEUED))
-_AFTER_CREATE = select(
-    select(Job.status).where(Job.id == bindparam("job_id")).scalar_subquery(),
-    exists().where(Event.call_sid == bindparam("call_sid"), Event.attempt_id.is_(None)))
+               .values(call_sid=bindparam("call_sid"), status=AttemptStatus.QUEUED)
+               .returning(
+                   select(Job.status).where(Job.id == bindparam("job")).scalar_subquery(),
+                   exists().where(Event.call_sid == bindparam("call_sid"),
+                                  Event.attempt_id.is_(None))))
 
 
 def create_params(settings: Settings, job: Any) -> dict[str, Any]:
@@ -341,10 +345,10 @@ def _record_created(ctx: Context, claimed: Claimed, call: Any) -> None:
     with ctx.database.transaction() as connection:
         # `queued`, not the answer's status: a terminal one written here would bypass
         # apply_event, so the job would never be decided (nor look silent to the reconciler).
-        recorded = connection.execute(_RECORD_SID, {"attempt_id": claimed.attempt_id,
-                                                    "call_sid": call.sid}).rowcount
-        job_status, orphaned = connection.execute(_AFTER_CREATE, {
-            "job_id": claimed.job_id, "call_sid": call.sid}).one()
+        recorded = connection.execute(_RECORD_SID, {
+            "attempt_id": claimed.attempt_id, "call_sid": call.sid,
+            "job": claimed.job_id}).one_or_none()
+    job_status, orphaned = recorded or (None, False)
     if recorded and orphaned:
         # Callbacks that came before this answer: rare, and handled in a Session of their
         # own (a callback retried meanwhile adopts its own event just as well).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Insert, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -40,6 +40,32 @@ _STATE = (Attempt.id, Attempt.job_id, Attempt.ordinal.label("ordinal"), Attempt.
 _ATTEMPT_BY_SID = (select(*_STATE, Job.to.label("job_to")).join(Job, Job.id == Attempt.job_id)
                    .where(Attempt.call_sid == bindparam("call_sid"))
                    .with_for_update(of=[Attempt, Job]))
+
+
+class JobToDecide(NamedTuple):
+    """What deciding a job reads: the policy's columns only (loading the whole Job decodes
+    five JSON columns), and whether the producer asks for events, so that a job that does
+    not costs no further statement."""
+
+    id: str
+    status: str
+    attempts: int
+    max_attempts: int
+    retry_on: list[Any]
+    retry_delays: list[Any]
+    notify_url: str | None
+    notify_each_attempt: bool
+
+
+_TO_DECIDE = tuple(column.label(f"decide_{name}") for name, column in zip(
+    JobToDecide._fields,
+    (Job.id, Job.status, Job.attempts, Job.max_attempts, Job.retry_on, Job.retry_delays,
+     notifications.NOTIFY_URL, notifications.NOTIFY_EACH_ATTEMPT), strict=True))
+_JOB_TO_DECIDE = (select(*_TO_DECIDE).where(Job.id == bindparam("job_id"))
+                  .with_for_update(of=Job))
+# A report of a final status decides the job in its transaction: the job's row, locked
+# already, is read in the same statement as the attempt.
+_ATTEMPT_AND_JOB_BY_SID = _ATTEMPT_BY_SID.add_columns(*_TO_DECIDE)
 _ATTEMPT_BY_ID = select(*_STATE).where(Attempt.id == bindparam("attempt_id")).with_for_update()
 _ORPHANS = (select(Event.id, Event.call_status, Event.sequence_number, Event.payload)
             .where(Event.call_sid == bindparam("call_sid"), Event.attempt_id.is_(None)))
@@ -48,13 +74,6 @@ _ADOPT = update(Event).where(Event.id == bindparam("event_id")).values(
     attempt_id=bindparam("adopter"))
 # SET from the parameters given: only the columns a report changes (and updated_at).
 _ADVANCE = update(Attempt.__table__).where(Attempt.__table__.c.id == bindparam("attempt_pk"))
-# Only the columns the policy reads: loading the whole Job decodes five JSON columns.
-# Whether the producer asks for events comes in the same statement: a job that does not
-# costs none more.
-_JOB_TO_DECIDE = (select(Job.id, Job.status, Job.attempts, Job.max_attempts, Job.retry_on,
-                         Job.retry_delays, notifications.NOTIFY_URL.label("notify_url"),
-                         notifications.NOTIFY_EACH_ATTEMPT.label("notify_each_attempt"))
-                  .where(Job.id == bindparam("job_id")).with_for_update(of=Job))
 _DECIDE = update(Job.__table__).where(Job.__table__.c.id == bindparam("job_pk"),
                                       Job.__table__.c.status == JobStatus.DIALING)
 
@@ -82,10 +101,12 @@ def handle_status(ctx: Context, params: dict[str, str], idempotency_token: str |
     if sequence is None:
         # A report without a sequence (a fetched call): one per status, after every callback.
         sequence = UNSEQUENCED_BASE + status_rank(call_status)
+    final = is_terminal(call_status)
     with ctx.database.session() as session:
         notifications.publish_after_commit(ctx, session)
         connection = session.connection()
-        attempt = connection.execute(_ATTEMPT_BY_SID, {"call_sid": call_sid}).one_or_none()
+        attempt = connection.execute(_ATTEMPT_AND_JOB_BY_SID if final else _ATTEMPT_BY_SID,
+                                     {"call_sid": call_sid}).one_or_none()
         redacted = attempt is not None and attempt.job_to == REDACTED
         payload = redacted_callback(params, ()) if redacted else dict(params)
         stored = connection.execute(_insert_event(connection.dialect.name), {
@@ -105,7 +126,8 @@ def handle_status(ctx: Context, params: dict[str, str], idempotency_token: str |
         if attempt is None:
             result = "orphan"
         else:
-            apply_event(session, _state(attempt), *report)
+            job = _job_to_decide(attempt) if final else None
+            apply_event(session, _state(attempt), *report, job=job)
             result = "stored"
     if result == "orphan":
         raise UnknownCall(call_sid)
@@ -114,6 +136,10 @@ def handle_status(ctx: Context, params: dict[str, str], idempotency_token: str |
 
 def _state(row: Any) -> dict[str, Any]:
     return {column.key: getattr(row, column.key) for column in _STATE}
+
+
+def _job_to_decide(row: Any) -> JobToDecide:
+    return JobToDecide(*(getattr(row, column.key) for column in _TO_DECIDE))
 
 
 def locked_attempt(session: Session, attempt_id: int) -> dict[str, Any] | None:
@@ -145,9 +171,11 @@ def adopt_orphan_events(session: Session, call_sid: str) -> int:
 
 
 def apply_event(session: Session, attempt: dict[str, Any], call_status: str,
-                sequence_number: int, payload: dict[str, str]) -> dict[str, Any]:
+                sequence_number: int, payload: dict[str, str],
+                job: JobToDecide | None = None) -> dict[str, Any]:
     """Move the attempt forward if this report is newer; on its first terminal status, the
-    job. Returns the attempt's state after it."""
+    job (`job`: its row if the caller read it already, under its lock). Returns the
+    attempt's state after it."""
     changes = attempt_changes(attempt, call_status, sequence_number, payload, utcnow())
     if not changes:
         return attempt
@@ -156,14 +184,17 @@ def apply_event(session: Session, attempt: dict[str, Any], call_status: str,
     attempt = {**attempt, **changes}
     if "status" in changes and is_terminal(changes["status"]):
         metrics.after_commit(session, metrics.OUTCOMES.labels(call_status).inc)
-        decide_job(session, attempt)
+        decide_job(session, attempt, job)
     return attempt
 
 
-def decide_job(session: Session, attempt: dict[str, Any]) -> None:
-    """Apply the retry policy to the job of an attempt that just ended (once: compare-and-set)."""
+def decide_job(session: Session, attempt: dict[str, Any], job: JobToDecide | None = None) -> None:
+    """Apply the retry policy to the job of an attempt that just ended (once: compare-and-set);
+    `job`: its row if the caller read it already, under its lock."""
     connection = session.connection()
-    job = connection.execute(_JOB_TO_DECIDE, {"job_id": attempt["job_id"]}).one()
+    if job is None:
+        job = _job_to_decide(connection.execute(_JOB_TO_DECIDE,
+                                                {"job_id": attempt["job_id"]}).one())
     if job.status != JobStatus.DIALING or job.attempts != attempt["ordinal"]:
         # Final already (canceled while live), or an older attempt's late report. The end of
         # the current attempt of a canceled job is still news to a producer who asked.
