@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from tests.unit.standins import VOICE_URL, InMemoryBroker
 from worker.domain.clock import utcnow
-from worker.engine.campaign_end import end_campaigns
+from worker.engine.campaign_end import CANCEL_LEFT_TO_CALLER_S, end_campaigns
 from worker.engine.context import Context
 from worker.engine.dispatch import dispatch_due
 from worker.producer.campaigns import cancel_campaign, create_campaign
@@ -126,13 +126,21 @@ def test_a_cancel_stopped_midway_is_finished_by_running_it_again(
         cancel_campaign(engine_ctx, campaign_id)
 
 
-def test_the_dispatcher_finishes_a_cancel_that_stopped_midway(
+def test_the_dispatcher_leaves_a_cancel_its_jobs_for_a_minute_then_finishes_it(
         engine_ctx: Context, stopper: Stopper) -> None:
     campaign_id = campaign(engine_ctx)
     stopper.stop_at(2)  # the status commits, the first chunk not
     with pytest.raises(Interrupted):
         cancel_campaign(engine_ctx, campaign_id, chunk=CHUNK)
     stopper.stop_at(None)
+    # A tick while the cancel may still be running: its jobs are the cancel's to end and
+    # count, and none is dialed.
+    dispatch_due(engine_ctx)
+    assert ended(engine_ctx, campaign_id) == ({"scheduled/None": JOBS}, {})
+
+    with engine_ctx.database.session() as session:
+        session.execute(update(Campaign).where(Campaign.id == campaign_id).values(
+            updated_at=utcnow() - timedelta(seconds=CANCEL_LEFT_TO_CALLER_S + 1)))
     dispatch_due(engine_ctx)
     jobs, events = ended(engine_ctx, campaign_id)
     assert jobs == {"canceled/canceled": JOBS}

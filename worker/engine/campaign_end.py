@@ -2,14 +2,14 @@
 
 Each chunk commits its jobs' status change with their result events, so a campaign of any
 size ends in transactions of bounded size and length. A run stopped midway is finished by
-the next one (the dispatcher runs it every tick, cancel_campaign when asked again) without
-an event twice: a chunk takes only jobs still waiting, by compare-and-set on their status.
+the next one (the dispatcher's tick, cancel_campaign when asked again) without an event
+twice: a chunk takes only jobs still waiting, by compare-and-set on their status.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, or_, select, update
 
@@ -22,6 +22,10 @@ from worker.store.models import Campaign, Job
 log = logging.getLogger(__name__)
 
 END_CHUNK = 1000
+# How long the dispatcher leaves a canceled campaign's waiting jobs to the cancel that is
+# ending them, so that its answer counts them all; past it, the cancel has stopped (a
+# crash) and the dispatcher finishes it. A cancel ends 1,000 jobs in well under a second.
+CANCEL_LEFT_TO_CALLER_S = 60.0
 CANCELED_OUTCOME = "canceled"
 
 _WAITING = Job.status.in_(WAITING_JOB_STATUSES)
@@ -48,10 +52,12 @@ def end_waiting_jobs(ctx: Context, campaign_id: str, outcome: str,
 
 
 def end_campaigns(ctx: Context, now: datetime, chunk: int = END_CHUNK) -> int:
-    """Jobs still waiting in a canceled campaign, or in one past its end_at (outcome
-    `expired`), end; how many. A job being dialed is sent back by the pre-dial check and
-    ends on a later run."""
-    ending = or_(Campaign.status == CampaignStatus.CANCELED,
+    """Jobs still waiting in a campaign canceled over CANCEL_LEFT_TO_CALLER_S ago, or in
+    one past its end_at (outcome `expired`), end; how many. A job being dialed is sent back
+    by the pre-dial check and ends on a later run."""
+    canceled_before = now - timedelta(seconds=CANCEL_LEFT_TO_CALLER_S)
+    ending = or_(and_(Campaign.status == CampaignStatus.CANCELED,
+                      Campaign.updated_at <= canceled_before),
                  and_(Campaign.end_at <= now,
                       Campaign.status.in_((CampaignStatus.ACTIVE, CampaignStatus.PAUSED))))
     waiting = exists().where(Job.campaign_id == Campaign.id, _WAITING)

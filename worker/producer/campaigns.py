@@ -393,7 +393,7 @@ def resume_campaign(ctx: Context, campaign_id: str) -> None:
 def cancel_campaign(ctx: Context, campaign_id: str, chunk: int = END_CHUNK) -> dict[str, int]:
     """Pending jobs end `canceled`, `chunk` of them (with their events) per transaction;
     live calls are ended through Twilio. A cancel stopped midway is finished by calling it
-    again (or by the dispatcher's next tick): only a campaign canceled with nothing left
+    again (or by the dispatcher, a minute after): only a campaign canceled with nothing left
     waiting, or done, is refused."""
     with ctx.database.session() as session:
         campaign = _campaign(session, campaign_id)
