@@ -3,6 +3,7 @@ HTTP with signed callbacks, the webhook publishes, workers handle, jobs are retr
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -186,6 +187,11 @@ def test_a_call_makes_one_callback_per_status_event_asked_for(make_stack, settin
     (create,) = [c for c in stack.sim.creates() if c.to == to]
     assert len(create.params["StatusCallbackEvent"]) == len(heard)
     assert stored_events(attempt.call_sid, len(heard)) == [(s, "callback") for s in heard]
+    # Celery's received and succeeded lines are kept for place_call, not for each callback.
+    worker_log = "\n".join(p.log() for p in stack.processes if p.name == "w1")
+    assert re.search(r"Task dialer\.place_call\[[^\]]+\] succeeded", worker_log)
+    assert not re.search(r"Task dialer\.handle_status\[[^\]]+\] (received|succeeded)",
+                         worker_log)
 
 
 def test_busy_and_no_answer_calls_end_on_their_one_callback_and_are_retried(make_stack):

@@ -7,7 +7,9 @@ import logging
 import sys
 
 import pytest
+from celery.app.trace import LOG_RECEIVED, LOG_RETRY, LOG_SUCCESS
 
+from worker import celery_app
 from worker.logs import JsonFormatter, configure, mask, mask_numbers
 
 
@@ -62,3 +64,24 @@ def test_json_lines_carry_the_message_masked_and_extra_fields() -> None:
     assert data["job_id"] == "j1"
     assert data["data"] == {"kwargs": {"To": "***0123"}}
     assert data["level"] == "INFO" and data["logger"] == "t" and "time" in data
+
+
+def _celery_line(fmt: str, task: str, level: int = logging.INFO) -> logging.LogRecord:
+    """A record as Celery makes one: its format and one dict of context."""
+    return logging.LogRecord("celery.app.trace", level, __file__, 1, fmt,
+                             ({"id": "a1", "name": task, "return_value": "'stored'",
+                               "runtime": 0.01, "args": "()", "kwargs": "{}", "eta": None,
+                               "exc": "UnknownCall()"},), None)
+
+
+def test_the_callback_tasks_received_and_succeeded_lines_are_dropped_and_no_other() -> None:
+    quiet = celery_app._QUIET
+    assert not quiet.filter(_celery_line(LOG_RECEIVED, "dialer.handle_status"))
+    assert not quiet.filter(_celery_line(LOG_SUCCESS, "dialer.handle_recording"))
+    assert not quiet.filter(_celery_line(LOG_SUCCESS, "dialer.handle_amd"))
+    # Other tasks' lines (the fault tests read place_call's), and a callback's retry,
+    # failure or warning, stay.
+    assert quiet.filter(_celery_line(LOG_RECEIVED, "dialer.place_call"))
+    assert quiet.filter(_celery_line(LOG_SUCCESS, "dialer.reconcile"))
+    assert quiet.filter(_celery_line(LOG_RETRY, "dialer.handle_status"))
+    assert quiet.filter(_celery_line(LOG_SUCCESS, "dialer.handle_status", logging.WARNING))
