@@ -9,7 +9,7 @@ import sys
 import pytest
 from celery.app.trace import LOG_RECEIVED, LOG_RETRY, LOG_SUCCESS
 
-from worker import celery_app
+from worker.adapters.celery_logs import CALLBACK_TASK_LINES
 from worker.logs import JsonFormatter, configure, mask, mask_numbers
 
 
@@ -75,7 +75,7 @@ def _celery_line(fmt: str, task: str, level: int = logging.INFO) -> logging.LogR
 
 
 def test_the_callback_tasks_received_and_succeeded_lines_are_dropped_and_no_other() -> None:
-    quiet = celery_app._QUIET
+    quiet = CALLBACK_TASK_LINES
     assert not quiet.filter(_celery_line(LOG_RECEIVED, "dialer.handle_status"))
     assert not quiet.filter(_celery_line(LOG_SUCCESS, "dialer.handle_recording"))
     assert not quiet.filter(_celery_line(LOG_SUCCESS, "dialer.handle_amd"))
