@@ -8,12 +8,14 @@ test to assert on.
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from twilio.base.exceptions import TwilioRestException
@@ -26,6 +28,20 @@ ACCOUNT_SID = "AC" + "1" * 32
 CALLER_ID = "+14155550100"
 TO = "+14155550123"
 VOICE_URL = "https://example.com/voice.xml"
+
+
+def answer_twilio_error(handler: BaseHTTPRequestHandler, status: int, code: int | None,
+                        message: str) -> None:
+    """Read the request's body and answer it as Twilio answers an error: JSON with the
+    code, message and status."""
+    handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
+    body = json.dumps({"code": code, "message": message, "status": status,
+                       "more_info": "https://www.twilio.com/docs/errors"}).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ one sent directly to the closed API port is refused.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +17,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from harness.waiting import free_port
+from tests.unit.standins import answer_twilio_error
 from worker.adapters.twilio import make_client
 from worker.settings import Settings
 
@@ -31,14 +31,8 @@ class _Proxy(BaseHTTPRequestHandler):
     targets: list[str]
 
     def do_POST(self) -> None:  # http.server's naming
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.targets.append(self.path)
-        body = json.dumps({"code": 20500, "message": "from the proxy", "status": 503}).encode()
-        self.send_response(503)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer_twilio_error(self, 503, 20500, "from the proxy")
 
     def log_message(self, *args: object) -> None:
         pass

@@ -24,6 +24,7 @@ from urllib3.exceptions import (
 )
 
 from harness.waiting import free_port
+from tests.unit.standins import answer_twilio_error
 from worker.adapters.twilio import make_client
 from worker.domain.twilio_errors import (
     CreateFailure,
@@ -228,14 +229,7 @@ class _Answer(BaseHTTPRequestHandler):
     code: int | None = None
 
     def do_POST(self) -> None:  # http.server's naming
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps({"code": self.code, "message": "simulated", "status": self.status,
-                           "more_info": "https://www.twilio.com/docs/errors"}).encode()
-        self.send_response(self.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer_twilio_error(self, self.status, self.code, "simulated")
 
     def log_message(self, *args: object) -> None:
         pass
