@@ -27,6 +27,7 @@ from worker.domain.names import NOTIFY_QUEUE
 from worker.domain.notifications import NOTIFICATIONS_PER_MESSAGE
 from worker.domain.statuses import FINAL_JOB_STATUSES
 from worker.engine import notifications
+from worker.engine.context import Context
 from worker.store.models import Notification
 from worker.wiring import default_context, reset_default_context
 
@@ -95,6 +96,15 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     with Receiver() as receiver:
         yield receiver
+
+
+@pytest.fixture
+def signing_producer(producer_env: dict[str, str],
+                     monkeypatch: pytest.MonkeyPatch) -> tuple[Context, redis.Redis]:
+    """This process as a producer whose notifications are signed, and the broker's Redis."""
+    monkeypatch.setenv("DIALER_NOTIFY_SECRET", SECRET)
+    reset_default_context()
+    return default_context(), redis.Redis.from_url(producer_env["DIALER_REDIS_URL"])
 
 
 def queued_events(queue: redis.Redis) -> list[str]:
@@ -190,11 +200,8 @@ def test_a_bulk_cancels_events_travel_several_per_message_and_each_arrives_once(
 
 
 def test_the_relay_publishes_a_lost_event_while_the_notify_queue_holds_others(
-        producer_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIALER_NOTIFY_SECRET", SECRET)
-    reset_default_context()
-    ctx = default_context()
-    queue = redis.Redis.from_url(producer_env["DIALER_REDIS_URL"])
+        signing_producer: tuple[Context, redis.Redis]) -> None:
+    ctx, queue = signing_producer
     # A steady trickle: the notify queue is never empty.
     ctx.broker.publish_notifications([f"msg_unrelated_{n}" for n in range(20)])
     lost, leased = (enqueue_call("+14155552101", url=VOICE_URL, notify_url="https://x.test/h",
@@ -218,11 +225,8 @@ def test_the_relay_publishes_a_lost_event_while_the_notify_queue_holds_others(
 
 
 def test_relays_running_at_once_publish_each_due_event_once(
-        producer_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIALER_NOTIFY_SECRET", SECRET)
-    reset_default_context()
-    ctx = default_context()
-    queue = redis.Redis.from_url(producer_env["DIALER_REDIS_URL"])
+        signing_producer: tuple[Context, redis.Redis]) -> None:
+    ctx, queue = signing_producer
     job_id = enqueue_call("+14155552102", url=VOICE_URL, at="2099-01-01T00:00:00+00:00")
     now = utcnow()
     due = 300
