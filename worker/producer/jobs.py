@@ -15,7 +15,6 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Insert, Select, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from worker.domain import validation
@@ -28,7 +27,7 @@ from worker.engine.context import Context
 from worker.engine.outbox import publish_place_calls
 from worker.logs import mask
 from worker.settings import Settings
-from worker.store.database import in_chunks, table_row
+from worker.store.database import in_chunks, insert_unless_stored, table_row
 from worker.store.models import WITH_ATTEMPTS, DoNotCall, Job
 
 log = logging.getLogger(__name__)
@@ -305,10 +304,9 @@ def _insert_unless_listed(dialect_name: str, keys: tuple[str, ...]) -> Insert:
     values = select(*[to if key == "to" else bindparam(key, type_=table.c[key].type)
                       for key in keys])
     listed = select(DoNotCall.number).where(DoNotCall.number == to).exists()
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
     # rowcount is kept only for UPDATE and DELETE unless asked for.
-    return (dialect.insert(table).from_select(columns, values.where(~listed))
-            .on_conflict_do_nothing(index_elements=[table.c.idempotency_key])
+    return (insert_unless_stored(dialect_name, Job, ("idempotency_key",))
+            .from_select(columns, values.where(~listed))
             .execution_options(preserve_rowcount=True))
 
 
