@@ -3,6 +3,7 @@ writer processes."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -119,15 +120,20 @@ class Database:
         self.url = url
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        self._making = threading.Lock()
 
     @property
     def engine(self) -> Engine:
+        # One engine even when a producer's threads first use it at once: two would each
+        # migrate a new SQLite file, and one's connection fails on the other's lock.
         if self._engine is None:
-            engine = make_engine(self.url)
-            if engine.dialect.name == "sqlite" and not inspect(engine).has_table(
-                    "alembic_version"):
-                upgrade(engine)
-            self._engine = engine
+            with self._making:
+                if self._engine is None:
+                    engine = make_engine(self.url)
+                    if engine.dialect.name == "sqlite" and not inspect(engine).has_table(
+                            "alembic_version"):
+                        upgrade(engine)
+                    self._engine = engine
         return self._engine
 
     @contextmanager
