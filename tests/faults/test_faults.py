@@ -330,7 +330,12 @@ def test_ambiguous_creates_are_adopted_not_dialed_again(make_stack):
     assert {sid for sid, _ in ambiguous} >= {c.sid for c in after_create}
     assert sum("Timeout" in message for _, message in ambiguous) >= 2
     assert worker_logs(stack).count(ADOPTED) == len(ambiguous)
-    assert RELEASED not in worker_logs(stack)
+    # A job is released only where Twilio made no call: a create it refused, whose 400 a
+    # loaded machine can answer after the client's timeout. Where a call exists, releasing
+    # would dial twice.
+    released = re.findall(r"to \*\*\*(\d{4}): " + re.escape(RELEASED), worker_logs(stack))
+    called = {c.to[-4:] for c in stack.sim.creates() if c.sid and c.to}
+    assert not set(released) & called, released
 
 
 def test_dropped_duplicated_and_reordered_callbacks(make_stack):
